@@ -1,0 +1,122 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Backchannel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "backchannel", targets: ["backchannel"]),
+        .library(name: "BackchannelProtocol", targets: ["BackchannelProtocol"]),
+        .library(name: "BackchannelAgent", targets: ["BackchannelAgent"]),
+        .library(name: "BackchannelHub", targets: ["BackchannelHub"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        .target(
+            name: "BackchannelProtocol",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BackchannelStore",
+            dependencies: ["BackchannelProtocol"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BackchannelSQLite",
+            dependencies: [
+                "BackchannelStore",
+                "BackchannelProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BackchannelHub",
+            dependencies: [
+                "BackchannelStore",
+                "BackchannelProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources/openapi.json")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BackchannelAgent",
+            dependencies: [
+                "BackchannelProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BackchannelSimulator",
+            dependencies: [
+                "BackchannelAgent",
+                "BackchannelProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "backchannel",
+            dependencies: [
+                "BackchannelProtocol",
+                "BackchannelStore",
+                "BackchannelSQLite",
+                "BackchannelHub",
+                "BackchannelAgent",
+                "BackchannelSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BackchannelProtocolTests",
+            dependencies: ["BackchannelProtocol"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BackchannelStoreTests",
+            dependencies: ["BackchannelStore", "BackchannelSQLite", "BackchannelProtocol"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BackchannelHubTests",
+            dependencies: [
+                "BackchannelHub", "BackchannelStore", "BackchannelSQLite", "BackchannelProtocol",
+                "BackchannelAgent", "BackchannelSimulator",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BackchannelAgentTests",
+            dependencies: ["BackchannelAgent", "BackchannelProtocol"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

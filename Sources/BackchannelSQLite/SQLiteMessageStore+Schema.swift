@@ -1,0 +1,188 @@
+import BackchannelProtocol
+import BackchannelStore
+import Foundation
+import GRDB
+
+extension SQLiteMessageStore {
+    /// Append-only migrations. Once shipped, a migration is never edited: add a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE devices (
+                      id TEXT PRIMARY KEY NOT NULL,
+                      name TEXT,
+                      labels TEXT NOT NULL DEFAULT '{}',
+                      token_hash TEXT NOT NULL,
+                      created_at INTEGER NOT NULL,
+                      last_seen_at INTEGER,
+                      last_seq INTEGER,
+                      last_request_hash TEXT,
+                      last_response BLOB
+                    );
+                    CREATE TABLE commands (
+                      id TEXT PRIMARY KEY NOT NULL,
+                      device_id TEXT NOT NULL REFERENCES devices(id),
+                      origin TEXT NOT NULL,
+                      name TEXT NOT NULL,
+                      args TEXT NOT NULL,
+                      created_at INTEGER NOT NULL,
+                      updated_at INTEGER NOT NULL,
+                      expires_at INTEGER NOT NULL,
+                      not_before INTEGER,
+                      idempotency_key TEXT,
+                      execution_timeout_ms INTEGER NOT NULL,
+                      state TEXT NOT NULL,
+                      attempt INTEGER NOT NULL,
+                      max_attempts INTEGER NOT NULL,
+                      lease_expires_at INTEGER,
+                      acked_at INTEGER,
+                      result_deadline INTEGER,
+                      finished_at INTEGER,
+                      outcome TEXT
+                    );
+                    CREATE UNIQUE INDEX commands_idempotency ON commands(device_id, idempotency_key)
+                      WHERE idempotency_key IS NOT NULL;
+                    CREATE INDEX commands_device_state ON commands(device_id, state, created_at);
+                    CREATE INDEX commands_open_expiry ON commands(expires_at) WHERE state IN ('QUEUED', 'DISPATCHED');
+                    CREATE INDEX commands_open_lease ON commands(lease_expires_at) WHERE state = 'DISPATCHED';
+                    CREATE INDEX commands_open_result ON commands(result_deadline) WHERE state = 'ACKED';
+                    CREATE TABLE command_events (
+                      id INTEGER PRIMARY KEY AUTOINCREMENT,
+                      command_id TEXT NOT NULL REFERENCES commands(id),
+                      device_id TEXT NOT NULL,
+                      at INTEGER NOT NULL,
+                      from_state TEXT,
+                      to_state TEXT NOT NULL,
+                      event TEXT NOT NULL,
+                      attempt INTEGER NOT NULL,
+                      detail TEXT
+                    );
+                    CREATE INDEX command_events_command ON command_events(command_id, id);
+                    CREATE TABLE uplink (
+                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                      device_id TEXT NOT NULL REFERENCES devices(id),
+                      uplink_id TEXT NOT NULL,
+                      kind TEXT NOT NULL,
+                      name TEXT NOT NULL,
+                      at INTEGER NOT NULL,
+                      data TEXT NOT NULL,
+                      received_at INTEGER NOT NULL,
+                      UNIQUE (device_id, uplink_id)
+                    );
+                    CREATE INDEX uplink_device_kind ON uplink(device_id, kind, seq);
+                    """
+            )
+        }
+        return migrator
+    }
+
+    static func encodeJSON(_ value: some Encodable & Sendable) throws -> String {
+        String(decoding: try WireJSON.encode(value), as: UTF8.self)
+    }
+
+    static func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        do {
+            return try WireJSON.decode(type, from: Data(text.utf8))
+        } catch {
+            throw StoreError.corrupt("a stored JSON value could not be decoded")
+        }
+    }
+
+    static func device(from row: Row) throws -> DeviceRecord {
+        var memo: ExchangeMemo?
+        if let seq: Int64 = row["last_seq"], let hash: String = row["last_request_hash"],
+            let response: Data = row["last_response"]
+        {
+            memo = ExchangeMemo(seq: seq, requestHash: hash, response: response)
+        }
+        return DeviceRecord(
+            id: row["id"],
+            name: row["name"],
+            labels: try decodeJSON([String: String].self, row["labels"]),
+            tokenHash: row["token_hash"],
+            createdAt: Timestamp(milliseconds: row["created_at"]),
+            lastSeenAt: (row["last_seen_at"] as Int64?).map(Timestamp.init(milliseconds:)),
+            lastExchange: memo
+        )
+    }
+
+    static func command(from row: Row) throws -> CommandRecord {
+        func time(_ column: String) -> Timestamp? { (row[column] as Int64?).map(Timestamp.init(milliseconds:)) }
+        guard let state = MessageState(rawValue: row["state"]) else {
+            throw StoreError.corrupt("unknown command state")
+        }
+        var record = CommandRecord(
+            id: row["id"],
+            device: row["device_id"],
+            origin: row["origin"],
+            name: row["name"],
+            args: try decodeJSON(JSONValue.self, row["args"]),
+            createdAt: Timestamp(milliseconds: row["created_at"]),
+            expiresAt: Timestamp(milliseconds: row["expires_at"]),
+            notBefore: time("not_before"),
+            idempotencyKey: row["idempotency_key"],
+            maxAttempts: row["max_attempts"],
+            executionTimeoutMs: row["execution_timeout_ms"]
+        )
+        record.updatedAt = Timestamp(milliseconds: row["updated_at"])
+        record.state = state
+        record.attempt = row["attempt"]
+        record.leaseExpiresAt = time("lease_expires_at")
+        record.ackedAt = time("acked_at")
+        record.resultDeadline = time("result_deadline")
+        record.finishedAt = time("finished_at")
+        if let outcome: String = row["outcome"] {
+            record.outcome = try decodeJSON(CommandOutcome.self, outcome)
+        }
+        return record
+    }
+
+    static func transition(from row: Row) throws -> TransitionRecord {
+        guard let to = MessageState(rawValue: row["to_state"]) else { throw StoreError.corrupt("unknown state") }
+        return TransitionRecord(
+            command: row["command_id"],
+            device: row["device_id"],
+            at: Timestamp(milliseconds: row["at"]),
+            from: (row["from_state"] as String?).flatMap(MessageState.init(rawValue:)),
+            to: to,
+            event: row["event"],
+            attempt: row["attempt"],
+            detail: row["detail"]
+        )
+    }
+
+    static func insert(_ entry: TransitionRecord, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO command_events (command_id, device_id, at, from_state, to_state, event, attempt, detail)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                entry.command, entry.device, entry.at.milliseconds, entry.from?.rawValue, entry.to.rawValue,
+                entry.event, entry.attempt, entry.detail,
+            ]
+        )
+    }
+
+    /// Writes a plan's record changes and history entries.
+    static func apply(_ plan: ExchangePlan, _ db: Database) throws {
+        for record in plan.updated {
+            try db.execute(
+                sql: """
+                    UPDATE commands SET state = ?, attempt = ?, updated_at = ?, lease_expires_at = ?, acked_at = ?,
+                      result_deadline = ?, finished_at = ?, outcome = ?
+                    WHERE id = ?
+                    """,
+                arguments: [
+                    record.state.rawValue, record.attempt, record.updatedAt.milliseconds,
+                    record.leaseExpiresAt?.milliseconds, record.ackedAt?.milliseconds,
+                    record.resultDeadline?.milliseconds, record.finishedAt?.milliseconds,
+                    try record.outcome.map { try encodeJSON($0) }, record.id,
+                ]
+            )
+        }
+        for entry in plan.transitions { try insert(entry, db) }
+    }
+}

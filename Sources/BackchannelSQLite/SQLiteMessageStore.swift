@@ -1,0 +1,360 @@
+public import BackchannelProtocol
+public import BackchannelStore
+import Foundation
+import GRDB
+import Synchronization
+
+/// The embedded default store: one SQLite file in WAL mode, through GRDB.
+///
+/// Every operation is one transaction. With ``Configuration/Durability/full`` (the default)
+/// each commit is fsynced before the call returns, so what the hub acknowledges survives a
+/// `kill -9` and a power cut.
+public final class SQLiteMessageStore: MessageStore {
+    /// Store settings.
+    public struct Configuration: Sendable {
+        /// How hard each commit is pushed to disk.
+        public enum Durability: String, Sendable, CaseIterable {
+            /// fsync on every commit (`synchronous = FULL`): survives power loss.
+            case full
+            /// fsync at checkpoints only (`synchronous = NORMAL`): survives a process crash,
+            /// may lose the last commits on power loss.
+            case normal
+        }
+
+        /// Commit durability.
+        public var durability: Durability = .full
+        /// Readers kept open in parallel with the writer.
+        public var maximumReaderCount: Int = 8
+
+        /// The default configuration.
+        public init() {}
+    }
+
+    private let pool: DatabasePool
+    private let writes = Atomic<UInt64>(0)
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path` and applies pending migrations.
+    public init(path: String, configuration: Configuration = Configuration()) throws {
+        var config = GRDB.Configuration()
+        config.maximumReaderCount = configuration.maximumReaderCount
+        config.busyMode = .timeout(10)
+        let synchronous = configuration.durability == .full ? "FULL" : "NORMAL"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        self.path = path
+        self.pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    public var writeCount: UInt64 { writes.load(ordering: .relaxed) }
+
+    private func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> (T, changed: Bool)) async throws -> T {
+        let (value, changed) = try await pool.write(body)
+        if changed { writes.add(1, ordering: .relaxed) }
+        return value
+    }
+
+    // MARK: Devices
+
+    public func insertDevice(_ device: DeviceRecord) async throws {
+        let labels = try Self.encodeJSON(device.labels)
+        try await write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE id = ?", arguments: [device.id]) == true {
+                throw StoreError.conflict("device '\(device.id)' already exists")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO devices (id, name, labels, token_hash, created_at, last_seen_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    device.id, device.name, labels, device.tokenHash, device.createdAt.milliseconds,
+                    device.lastSeenAt?.milliseconds,
+                ]
+            )
+            return ((), true)
+        }
+    }
+
+    public func device(id: String) async throws -> DeviceRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM devices WHERE id = ?", arguments: [id]).map(Self.device(from:))
+        }
+    }
+
+    public func devices(after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM devices WHERE (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+                arguments: [cursor, cursor, limit]
+            ).map(Self.device(from:))
+        }
+    }
+
+    public func setTokenHash(_ tokenHash: String, device: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE devices SET token_hash = ? WHERE id = ?", arguments: [tokenHash, device])
+            return (db.changesCount > 0, db.changesCount > 0)
+        }
+    }
+
+    public func recordLastSeen(_ seen: [String: Timestamp]) async throws {
+        guard !seen.isEmpty else { return }
+        try await write { db in
+            var changed = 0
+            for (id, at) in seen {
+                try db.execute(
+                    sql: "UPDATE devices SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)",
+                    arguments: [at.milliseconds, id, at.milliseconds]
+                )
+                changed += db.changesCount
+            }
+            return ((), changed > 0)
+        }
+    }
+
+    // MARK: Commands
+
+    public func submit(_ command: CommandRecord) async throws -> SubmitResult {
+        let args = try Self.encodeJSON(command.args)
+        return try await write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE id = ?", arguments: [command.device]) == true
+            else { throw StoreError.unknownDevice(command.device) }
+            if let key = command.idempotencyKey,
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM commands WHERE device_id = ? AND idempotency_key = ?",
+                    arguments: [command.device, key]
+                )
+            {
+                let existing = try Self.command(from: row)
+                guard existing.name == command.name, existing.args == command.args else {
+                    throw StoreError.idempotencyMismatch(key)
+                }
+                return (.existing(existing), false)
+            }
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM commands WHERE id = ?", arguments: [command.id]) == true {
+                throw StoreError.conflict("command '\(command.id)' already exists")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO commands (id, device_id, origin, name, args, created_at, updated_at, expires_at,
+                      not_before, idempotency_key, execution_timeout_ms, state, attempt, max_attempts)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    command.id, command.device, command.origin, command.name, args, command.createdAt.milliseconds,
+                    command.updatedAt.milliseconds, command.expiresAt.milliseconds, command.notBefore?.milliseconds,
+                    command.idempotencyKey, command.executionTimeoutMs, command.state.rawValue, command.attempt,
+                    command.maxAttempts,
+                ]
+            )
+            try Self.insert(.created(command), db)
+            return (.created(command), true)
+        }
+    }
+
+    public func command(id: String) async throws -> CommandRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM commands WHERE id = ?", arguments: [id]).map(Self.command(from:))
+        }
+    }
+
+    public func history(command: String) async throws -> [TransitionRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM command_events WHERE command_id = ? ORDER BY id", arguments: [command]
+            ).map(Self.transition(from:))
+        }
+    }
+
+    public func commands(_ query: CommandQuery) async throws -> [CommandRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM commands
+                    WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3)
+                    ORDER BY id DESC LIMIT ?4
+                    """,
+                arguments: [query.device, query.state?.rawValue, query.before, query.limit]
+            ).map(Self.command(from:))
+        }
+    }
+
+    public func cancel(command id: String, at now: Timestamp, reason: String?) async throws -> CancelResult {
+        try await write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM commands WHERE id = ?", arguments: [id]) else {
+                return (.notFound, false)
+            }
+            var record = try Self.command(from: row)
+            let previous = record.state
+            guard case .transitioned(let entry) = record.apply(.cancel(reason: reason), at: now) else {
+                return (.alreadyTerminal(record), false)
+            }
+            try Self.apply(ExchangePlan(updated: [record], transitions: [entry]), db)
+            return (.canceled(record, previous: previous), true)
+        }
+    }
+
+    public func pendingCount(device: String) async throws -> Int {
+        try await pool.read { db in
+            try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM commands WHERE device_id = ? AND state IN ('QUEUED','DISPATCHED','ACKED')",
+                arguments: [device]
+            ) ?? 0
+        }
+    }
+
+    // MARK: Poll path
+
+    public func pendingWork(device: String, horizon: Timestamp, now: Timestamp) async throws -> PendingWork {
+        try await pool.read { db in
+            let due = try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT 1 FROM commands WHERE device_id = ? AND state = 'QUEUED' AND expires_at > ?
+                    AND (not_before IS NULL OR not_before <= ?) LIMIT 1
+                    """,
+                arguments: [device, now.milliseconds, horizon.milliseconds]
+            )
+            let next = try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT MIN(not_before) FROM commands WHERE device_id = ? AND state = 'QUEUED'
+                    AND expires_at > ? AND not_before > ?
+                    """,
+                arguments: [device, now.milliseconds, horizon.milliseconds]
+            )
+            return PendingWork(dueNow: due == true, nextNotBefore: next.map(Timestamp.init(milliseconds:)))
+        }
+    }
+
+    public func exchange(
+        _ input: ExchangeInput,
+        memo: @Sendable (ExchangePlan) throws -> ExchangeMemo?
+    ) async throws -> ExchangeOutcome {
+        let encodedUplink = try input.uplink.map { try Self.encodeJSON($0.data) }
+        return try await withoutActuallyEscaping(memo) { memo in
+            try await write { db in
+                var newlyStored: [String] = []
+                for (item, data) in zip(input.uplink, encodedUplink) {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO uplink (device_id, uplink_id, kind, name, at, data, received_at)
+                            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, uplink_id) DO NOTHING
+                            """,
+                        arguments: [
+                            input.device, item.id, item.kind.rawValue, item.name, item.at.milliseconds, data,
+                            input.now.milliseconds,
+                        ]
+                    )
+                    if db.changesCount > 0 { newlyStored.append(item.id) }
+                }
+                var referenced: [String: CommandRecord] = [:]
+                for id in input.referencedIDs {
+                    if let row = try Row.fetchOne(
+                        db, sql: "SELECT * FROM commands WHERE id = ? AND device_id = ?", arguments: [id, input.device]
+                    ) {
+                        referenced[id] = try Self.command(from: row)
+                    }
+                }
+                let candidates = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT * FROM commands WHERE device_id = ? AND state = 'QUEUED' AND expires_at > ?
+                        AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, id LIMIT ?
+                        """,
+                    arguments: [
+                        input.device, input.now.milliseconds, input.dispatchHorizon.milliseconds,
+                        input.accept + 1 + referenced.count,
+                    ]
+                ).map(Self.command(from:))
+                let plan = LifecyclePlanner.planExchange(input, referenced: referenced, candidates: candidates)
+                let changed = plan.changesCommands || !newlyStored.isEmpty
+                if changed {
+                    try Self.apply(plan, db)
+                    if let remembered = try memo(plan) {
+                        try db.execute(
+                            sql: "UPDATE devices SET last_seq = ?, last_request_hash = ?, last_response = ? WHERE id = ?",
+                            arguments: [remembered.seq, remembered.requestHash, remembered.response, input.device]
+                        )
+                    }
+                }
+                let outcome = ExchangeOutcome(
+                    plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changed
+                )
+                return (outcome, changed)
+            }
+        }
+    }
+
+    public func sweep(at now: Timestamp, limit: Int) async throws -> ExchangePlan {
+        try await write { db in
+            let ms = now.milliseconds
+            let due = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM commands WHERE
+                      (state IN ('QUEUED', 'DISPATCHED') AND expires_at <= ?1)
+                      OR (state = 'DISPATCHED' AND lease_expires_at <= ?1)
+                      OR (state = 'ACKED' AND result_deadline <= ?1)
+                    ORDER BY id LIMIT ?2
+                    """,
+                arguments: [ms, limit]
+            ).map(Self.command(from:))
+            let plan = LifecyclePlanner.planSweep(due, now: now)
+            if plan.changesCommands { try Self.apply(plan, db) }
+            return (plan, plan.changesCommands)
+        }
+    }
+
+    public func nextDeadline() async throws -> Timestamp? {
+        try await pool.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT MIN(t) FROM (
+                      SELECT MIN(expires_at) AS t FROM commands WHERE state IN ('QUEUED', 'DISPATCHED')
+                      UNION ALL SELECT MIN(lease_expires_at) FROM commands WHERE state = 'DISPATCHED'
+                      UNION ALL SELECT MIN(result_deadline) FROM commands WHERE state = 'ACKED')
+                    """
+            ).map(Timestamp.init(milliseconds:))
+        }
+    }
+
+    // MARK: Uplink
+
+    public func uplink(device: String, kind: UplinkKind?, after cursor: Int64?, limit: Int) async throws
+        -> [UplinkRecord]
+    {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM uplink WHERE device_id = ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR seq < ?3)
+                    ORDER BY seq DESC LIMIT ?4
+                    """,
+                arguments: [device, kind?.rawValue, cursor, limit]
+            ).map { row in
+                UplinkRecord(
+                    seq: row["seq"],
+                    device: row["device_id"],
+                    item: UplinkItem(
+                        id: row["uplink_id"],
+                        kind: UplinkKind(rawValue: row["kind"]) ?? .reading,
+                        name: row["name"],
+                        at: Timestamp(milliseconds: row["at"]),
+                        data: try Self.decodeJSON(JSONValue.self, row["data"])
+                    ),
+                    receivedAt: Timestamp(milliseconds: row["received_at"])
+                )
+            }
+        }
+    }
+}

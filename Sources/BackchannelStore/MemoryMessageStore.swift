@@ -1,0 +1,187 @@
+public import BackchannelProtocol
+import Synchronization
+
+/// A `MessageStore` held in memory, for unit tests of hub logic. Nothing survives the process.
+public actor MemoryMessageStore: MessageStore {
+    private var devicesByID: [String: DeviceRecord] = [:]
+    private var commandsByID: [String: CommandRecord] = [:]
+    private var historyByCommand: [String: [TransitionRecord]] = [:]
+    private var uplinkRecords: [UplinkRecord] = []
+    private var uplinkKeys: Set<String> = []
+    private var idempotency: [String: String] = [:]
+    private let writes = Atomic<UInt64>(0)
+
+    /// Creates an empty store.
+    public init() {}
+
+    public nonisolated var writeCount: UInt64 { writes.load(ordering: .relaxed) }
+
+    private func committed() { writes.add(1, ordering: .relaxed) }
+
+    public func insertDevice(_ device: DeviceRecord) throws {
+        guard devicesByID[device.id] == nil else { throw StoreError.conflict("device '\(device.id)' already exists") }
+        devicesByID[device.id] = device
+        committed()
+    }
+
+    public func device(id: String) -> DeviceRecord? { devicesByID[id] }
+
+    public func devices(after cursor: String?, limit: Int) -> [DeviceRecord] {
+        devicesByID.values.filter { cursor == nil || $0.id > cursor! }.sorted { $0.id < $1.id }.prefix(limit).map { $0 }
+    }
+
+    public func setTokenHash(_ tokenHash: String, device: String) -> Bool {
+        guard devicesByID[device] != nil else { return false }
+        devicesByID[device]?.tokenHash = tokenHash
+        committed()
+        return true
+    }
+
+    public func recordLastSeen(_ seen: [String: Timestamp]) {
+        var changed = false
+        for (id, at) in seen where devicesByID[id] != nil {
+            devicesByID[id]?.lastSeenAt = at
+            changed = true
+        }
+        if changed { committed() }
+    }
+
+    public func submit(_ command: CommandRecord) throws -> SubmitResult {
+        guard devicesByID[command.device] != nil else { throw StoreError.unknownDevice(command.device) }
+        if let key = command.idempotencyKey, let existingID = idempotency[command.device + "\u{0}" + key],
+            let existing = commandsByID[existingID]
+        {
+            guard existing.name == command.name, existing.args == command.args else {
+                throw StoreError.idempotencyMismatch(key)
+            }
+            return .existing(existing)
+        }
+        guard commandsByID[command.id] == nil else {
+            throw StoreError.conflict("command '\(command.id)' already exists")
+        }
+        commandsByID[command.id] = command
+        historyByCommand[command.id] = [.created(command)]
+        if let key = command.idempotencyKey { idempotency[command.device + "\u{0}" + key] = command.id }
+        committed()
+        return .created(command)
+    }
+
+    public func command(id: String) -> CommandRecord? { commandsByID[id] }
+
+    public func history(command: String) -> [TransitionRecord] { historyByCommand[command] ?? [] }
+
+    public func commands(_ query: CommandQuery) -> [CommandRecord] {
+        commandsByID.values.filter { record in
+            (query.device == nil || record.device == query.device)
+                && (query.state == nil || record.state == query.state)
+                && (query.before == nil || record.id < query.before!)
+        }.sorted { $0.id > $1.id }.prefix(query.limit).map { $0 }
+    }
+
+    public func cancel(command id: String, at now: Timestamp, reason: String?) -> CancelResult {
+        guard var record = commandsByID[id] else { return .notFound }
+        let previous = record.state
+        guard case .transitioned(let entry) = record.apply(.cancel(reason: reason), at: now) else {
+            return .alreadyTerminal(record)
+        }
+        apply(ExchangePlan(updated: [record], transitions: [entry]))
+        committed()
+        return .canceled(record, previous: previous)
+    }
+
+    public func pendingCount(device: String) -> Int {
+        commandsByID.values.filter { $0.device == device && !$0.state.isTerminal }.count
+    }
+
+    public func pendingWork(device: String, horizon: Timestamp, now: Timestamp) -> PendingWork {
+        let queued = commandsByID.values.filter { $0.device == device && $0.state == .queued && $0.expiresAt > now }
+        let dueNow = queued.contains { ($0.notBefore ?? now) <= horizon }
+        let next = queued.compactMap(\.notBefore).filter { $0 > horizon }.min()
+        return PendingWork(dueNow: dueNow, nextNotBefore: next)
+    }
+
+    public func exchange(
+        _ input: ExchangeInput,
+        memo: @Sendable (ExchangePlan) throws -> ExchangeMemo?
+    ) throws -> ExchangeOutcome {
+        var newlyStored: [String] = []
+        var pendingUplink: [UplinkRecord] = []
+        for item in input.uplink where !uplinkKeys.contains(input.device + "\u{0}" + item.id) {
+            newlyStored.append(item.id)
+            let seq = Int64(uplinkRecords.count + pendingUplink.count + 1)
+            pendingUplink.append(UplinkRecord(seq: seq, device: input.device, item: item, receivedAt: input.now))
+        }
+        let referenced = input.referencedIDs.reduce(into: [String: CommandRecord]()) { result, id in
+            if let record = commandsByID[id], record.device == input.device { result[id] = record }
+        }
+        let horizon = input.dispatchHorizon
+        let candidates = commandsByID.values.filter {
+            $0.device == input.device && $0.state == .queued && $0.expiresAt > input.now
+                && ($0.notBefore ?? input.now) <= horizon
+        }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        let plan = LifecyclePlanner.planExchange(input, referenced: referenced, candidates: candidates)
+        let changes = plan.changesCommands || !newlyStored.isEmpty
+        // Build the memo before committing anything, as a database store does inside its
+        // transaction: if it throws, nothing is kept.
+        let remembered = changes ? try memo(plan) : nil
+        if changes {
+            for record in pendingUplink {
+                uplinkKeys.insert(input.device + "\u{0}" + record.item.id)
+                uplinkRecords.append(record)
+            }
+            apply(plan)
+            if let remembered { devicesByID[input.device]?.lastExchange = remembered }
+            committed()
+        }
+        return ExchangeOutcome(plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changes)
+    }
+
+    public func sweep(at now: Timestamp, limit: Int) -> ExchangePlan {
+        let due = commandsByID.values.filter { record in
+            switch record.state {
+            case .queued: record.expiresAt <= now
+            case .dispatched: record.expiresAt <= now || (record.leaseExpiresAt.map { $0 <= now } ?? false)
+            case .acked: record.resultDeadline.map { $0 <= now } ?? false
+            default: false
+            }
+        }.sorted { $0.id < $1.id }.prefix(limit)
+        let plan = LifecyclePlanner.planSweep(Array(due), now: now)
+        if plan.changesCommands {
+            apply(plan)
+            committed()
+        }
+        return plan
+    }
+
+    public func nextDeadline() -> Timestamp? {
+        commandsByID.values.compactMap { record -> Timestamp? in
+            switch record.state {
+            case .queued: record.expiresAt
+            case .dispatched: min(record.expiresAt, record.leaseExpiresAt ?? record.expiresAt)
+            case .acked: record.resultDeadline
+            default: nil
+            }
+        }.min()
+    }
+
+    public func uplink(device: String, kind: UplinkKind?, after cursor: Int64?, limit: Int) -> [UplinkRecord] {
+        uplinkRecords.reversed().filter { record in
+            record.device == device && (kind == nil || record.item.kind == kind)
+                && (cursor == nil || record.seq < cursor!)
+        }.prefix(limit).map { $0 }
+    }
+
+    private func apply(_ plan: ExchangePlan) {
+        for record in plan.updated { commandsByID[record.id] = record }
+        for entry in plan.transitions { historyByCommand[entry.command, default: []].append(entry) }
+    }
+}
+
+extension ExchangePlan {
+    /// A plan with the given changes, for stores that apply single transitions.
+    public init(updated: [CommandRecord], transitions: [TransitionRecord]) {
+        self.init()
+        self.updated = updated
+        self.transitions = transitions
+    }
+}

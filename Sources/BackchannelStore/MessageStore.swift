@@ -1,0 +1,179 @@
+public import BackchannelProtocol
+
+/// Durable storage for devices, commands with their history, and uplink.
+///
+/// Every store passes the same conformance suite (`BackchannelStoreTests`). The lifecycle
+/// decisions are made by ``LifecyclePlanner`` and ``CommandRecord/apply(_:at:)``; a store only
+/// loads records, applies the plan and commits, each operation in one transaction.
+public protocol MessageStore: Sendable {
+    /// Committed transactions that changed data, since the store was opened.
+    var writeCount: UInt64 { get }
+
+    // MARK: Devices
+
+    /// Inserts a new device. Throws ``StoreError/conflict`` when the id exists.
+    func insertDevice(_ device: DeviceRecord) async throws
+    /// The device with this id.
+    func device(id: String) async throws -> DeviceRecord?
+    /// Devices ordered by id, starting after `cursor`.
+    func devices(after cursor: String?, limit: Int) async throws -> [DeviceRecord]
+    /// Replaces a device's token hash. Returns false when the device does not exist.
+    func setTokenHash(_ tokenHash: String, device: String) async throws -> Bool
+    /// Records last-seen times in one transaction (a batch flushed from memory).
+    func recordLastSeen(_ seen: [String: Timestamp]) async throws
+
+    // MARK: Commands
+
+    /// Stores a new QUEUED command with its creation history entry.
+    ///
+    /// When the command has an idempotency key already used for the same device, nothing is
+    /// written and the existing command is returned; if the name or args differ, throws
+    /// ``StoreError/idempotencyMismatch``.
+    func submit(_ command: CommandRecord) async throws -> SubmitResult
+    /// The command with this id.
+    func command(id: String) async throws -> CommandRecord?
+    /// A command's history, oldest first.
+    func history(command: String) async throws -> [TransitionRecord]
+    /// Commands matching the query, newest first.
+    func commands(_ query: CommandQuery) async throws -> [CommandRecord]
+    /// Applies an operator cancellation.
+    func cancel(command: String, at now: Timestamp, reason: String?) async throws -> CancelResult
+    /// How many commands of the device are not terminal.
+    func pendingCount(device: String) async throws -> Int
+
+    // MARK: The poll path
+
+    /// Whether the device has a dispatchable command now, and the earliest future `notBefore`.
+    /// Read-only.
+    func pendingWork(device: String, horizon: Timestamp, now: Timestamp) async throws -> PendingWork
+    /// Performs one physical exchange in one transaction: stores uplink, applies acks and
+    /// results, dispatches up to `accept` commands, then asks `memo` for the response to
+    /// remember and stores it with the device. Nothing is written when nothing changes.
+    func exchange(
+        _ input: ExchangeInput,
+        memo: @Sendable (ExchangePlan) throws -> ExchangeMemo?
+    ) async throws -> ExchangeOutcome
+    /// Applies due deadlines (lease lapses, expiry, timeouts) to at most `limit` commands.
+    func sweep(at now: Timestamp, limit: Int) async throws -> ExchangePlan
+    /// The earliest deadline among non-terminal commands, if any.
+    func nextDeadline() async throws -> Timestamp?
+
+    // MARK: Uplink
+
+    /// Stored uplink of a device, newest first, starting after `cursor` (a record `seq`).
+    func uplink(device: String, kind: UplinkKind?, after cursor: Int64?, limit: Int) async throws -> [UplinkRecord]
+}
+
+/// The result of ``MessageStore/submit(_:)``.
+public enum SubmitResult: Sendable, Hashable {
+    /// A new command was stored.
+    case created(CommandRecord)
+    /// The idempotency key was used before; this is the original command.
+    case existing(CommandRecord)
+
+    /// The command, new or existing.
+    public var record: CommandRecord {
+        switch self {
+        case .created(let r), .existing(let r): r
+        }
+    }
+}
+
+/// The result of ``MessageStore/cancel(command:at:reason:)``.
+public enum CancelResult: Sendable, Hashable {
+    /// Canceled; `previous` is the state it was in.
+    case canceled(CommandRecord, previous: MessageState)
+    /// The command is already terminal; nothing changed.
+    case alreadyTerminal(CommandRecord)
+    /// No such command.
+    case notFound
+}
+
+/// Filters for listing commands.
+public struct CommandQuery: Sendable, Hashable {
+    public var device: String?
+    public var state: MessageState?
+    /// Return commands with ids before this one (ids are time-ordered).
+    public var before: String?
+    public var limit: Int
+
+    /// Creates a query.
+    public init(device: String? = nil, state: MessageState? = nil, before: String? = nil, limit: Int = 100) {
+        self.device = device
+        self.state = state
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// What is waiting for a device.
+public struct PendingWork: Sendable, Hashable {
+    /// A command can be dispatched now.
+    public var dueNow: Bool
+    /// The earliest `notBefore` beyond the horizon among QUEUED commands.
+    public var nextNotBefore: Timestamp?
+
+    /// Creates a value.
+    public init(dueNow: Bool, nextNotBefore: Timestamp?) {
+        self.dueNow = dueNow
+        self.nextNotBefore = nextNotBefore
+    }
+}
+
+/// What an exchange did.
+public struct ExchangeOutcome: Sendable, Hashable {
+    /// The lifecycle changes, including the dispatched commands.
+    public var plan: ExchangePlan
+    /// Uplink ids of the request that are now stored (new or stored earlier).
+    public var stored: [String]
+    /// Uplink ids stored by this exchange for the first time.
+    public var newlyStored: [String]
+    /// Whether a transaction was committed.
+    public var wrote: Bool
+
+    /// Creates an outcome.
+    public init(plan: ExchangePlan, stored: [String], newlyStored: [String], wrote: Bool) {
+        self.plan = plan
+        self.stored = stored
+        self.newlyStored = newlyStored
+        self.wrote = wrote
+    }
+}
+
+/// A store failure. The description never contains payloads or SQL.
+public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    private enum Code: Sendable, Hashable {
+        case conflict, idempotencyMismatch, unknownDevice, corrupt
+    }
+
+    private let code: Code
+    /// What went wrong.
+    public let message: String
+
+    private init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The record already exists.
+    public static func conflict(_ message: String) -> StoreError { StoreError(.conflict, message) }
+    /// An idempotency key was reused with a different command.
+    public static func idempotencyMismatch(_ key: String) -> StoreError {
+        StoreError(.idempotencyMismatch, "idempotency key '\(key)' was used for a different command")
+    }
+    /// The device does not exist.
+    public static func unknownDevice(_ id: String) -> StoreError {
+        StoreError(.unknownDevice, "unknown device '\(id)'")
+    }
+    /// A stored value could not be read back.
+    public static func corrupt(_ message: String) -> StoreError { StoreError(.corrupt, message) }
+
+    public var isConflict: Bool { code == .conflict }
+    public var isIdempotencyMismatch: Bool { code == .idempotencyMismatch }
+    public var isUnknownDevice: Bool { code == .unknownDevice }
+
+    public var description: String { message }
+
+    public static func == (lhs: StoreError, rhs: StoreError) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}

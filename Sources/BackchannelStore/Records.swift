@@ -1,0 +1,203 @@
+public import BackchannelProtocol
+public import Foundation
+
+/// A provisioned device, as stored.
+public struct DeviceRecord: Sendable, Hashable {
+    /// The device id.
+    public var id: String
+    /// Display name.
+    public var name: String?
+    /// Labels.
+    public var labels: [String: String]
+    /// Hex SHA-256 of the device's bearer token. The token itself is never stored.
+    public var tokenHash: String
+    /// When it was provisioned.
+    public var createdAt: Timestamp
+    /// Last contact, as last flushed from the hub's memory.
+    public var lastSeenAt: Timestamp?
+    /// The last physical exchange that changed state, for answering a retried request.
+    public var lastExchange: ExchangeMemo?
+
+    /// Creates a device record.
+    public init(
+        id: String,
+        name: String? = nil,
+        labels: [String: String] = [:],
+        tokenHash: String,
+        createdAt: Timestamp,
+        lastSeenAt: Timestamp? = nil,
+        lastExchange: ExchangeMemo? = nil
+    ) {
+        self.id = id
+        self.name = name
+        self.labels = labels
+        self.tokenHash = tokenHash
+        self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt
+        self.lastExchange = lastExchange
+    }
+}
+
+/// The memory of one physical exchange: its sequence number, a hash of the request body and the
+/// exact response bytes, so a retried request gets the identical response back.
+public struct ExchangeMemo: Sendable, Hashable {
+    /// The device's sequence number.
+    public var seq: Int64
+    /// Hex SHA-256 of the request body.
+    public var requestHash: String
+    /// The response body as sent.
+    public var response: Data
+
+    /// Creates a memo.
+    public init(seq: Int64, requestHash: String, response: Data) {
+        self.seq = seq
+        self.requestHash = requestHash
+        self.response = response
+    }
+}
+
+/// One logical request to one device, with its full lifecycle.
+public struct CommandRecord: Sendable, Hashable {
+    public var id: String
+    public var device: String
+    public var origin: String
+    public var name: String
+    public var args: JSONValue
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+    /// The command expires if not acknowledged by this time.
+    public var expiresAt: Timestamp
+    /// The command is not dispatched for execution before this time.
+    public var notBefore: Timestamp?
+    public var idempotencyKey: String?
+    /// Milliseconds the device has, after acknowledging, to report a result.
+    public var executionTimeoutMs: Int64
+
+    public var state: MessageState
+    /// Deliveries so far.
+    public var attempt: Int
+    /// Deliveries allowed before the command fails as undeliverable.
+    public var maxAttempts: Int
+    /// While DISPATCHED: when the lease lapses without an acknowledgement.
+    public var leaseExpiresAt: Timestamp?
+    public var ackedAt: Timestamp?
+    /// While ACKED: when the command times out without a result.
+    public var resultDeadline: Timestamp?
+    public var finishedAt: Timestamp?
+    public var outcome: CommandOutcome?
+
+    /// Creates a new QUEUED command.
+    public init(
+        id: String,
+        device: String,
+        origin: String,
+        name: String,
+        args: JSONValue,
+        createdAt: Timestamp,
+        expiresAt: Timestamp,
+        notBefore: Timestamp? = nil,
+        idempotencyKey: String? = nil,
+        maxAttempts: Int,
+        executionTimeoutMs: Int64
+    ) {
+        self.id = id
+        self.device = device
+        self.origin = origin
+        self.name = name
+        self.args = args
+        self.createdAt = createdAt
+        self.updatedAt = createdAt
+        self.expiresAt = expiresAt
+        self.notBefore = notBefore
+        self.idempotencyKey = idempotencyKey
+        self.executionTimeoutMs = executionTimeoutMs
+        self.state = .queued
+        self.attempt = 0
+        self.maxAttempts = maxAttempts
+    }
+
+    /// The command as the device receives it.
+    public var logicalRequest: LogicalRequest {
+        LogicalRequest(
+            id: id, origin: origin, name: name, args: args, createdAt: createdAt,
+            expiresAt: expiresAt, notBefore: notBefore, attempt: attempt
+        )
+    }
+
+    /// The command as the operator API shows it.
+    public func view(history: [TransitionRecord]? = nil) -> CommandView {
+        CommandView(
+            id: id, device: device, origin: origin, name: name, args: args, state: state, attempt: attempt,
+            maxAttempts: maxAttempts, createdAt: createdAt, updatedAt: updatedAt, expiresAt: expiresAt,
+            notBefore: notBefore, leaseExpiresAt: leaseExpiresAt, ackedAt: ackedAt, finishedAt: finishedAt,
+            idempotencyKey: idempotencyKey, outcome: outcome, history: history?.map(\.view)
+        )
+    }
+}
+
+/// One entry of a command's history.
+public struct TransitionRecord: Sendable, Hashable {
+    public var command: String
+    public var device: String
+    public var at: Timestamp
+    /// Absent for the creation entry.
+    public var from: MessageState?
+    public var to: MessageState
+    /// The event's wire name; see ``LifecycleEvent/name``.
+    public var event: String
+    public var attempt: Int
+    public var detail: String?
+
+    /// Creates a history entry.
+    public init(
+        command: String, device: String, at: Timestamp, from: MessageState?, to: MessageState,
+        event: String, attempt: Int, detail: String? = nil
+    ) {
+        self.command = command
+        self.device = device
+        self.at = at
+        self.from = from
+        self.to = to
+        self.event = event
+        self.attempt = attempt
+        self.detail = detail
+    }
+
+    /// The entry as the operator API shows it.
+    public var view: TransitionView {
+        TransitionView(at: at, from: from, to: to, event: event, attempt: attempt, detail: detail)
+    }
+
+    /// The creation entry of a command.
+    public static func created(_ command: CommandRecord) -> TransitionRecord {
+        TransitionRecord(
+            command: command.id, device: command.device, at: command.createdAt, from: nil, to: .queued,
+            event: "submit", attempt: 0
+        )
+    }
+}
+
+/// A stored reading or event.
+public struct UplinkRecord: Sendable, Hashable {
+    /// The store's arrival order, also the pagination cursor.
+    public var seq: Int64
+    public var device: String
+    public var item: UplinkItem
+    public var receivedAt: Timestamp
+
+    /// Creates an uplink record.
+    public init(seq: Int64, device: String, item: UplinkItem, receivedAt: Timestamp) {
+        self.seq = seq
+        self.device = device
+        self.item = item
+        self.receivedAt = receivedAt
+    }
+
+    /// The record as the operator API shows it.
+    public var view: UplinkView {
+        UplinkView(
+            device: device, id: item.id, kind: item.kind, name: item.name, at: item.at,
+            receivedAt: receivedAt, data: item.data
+        )
+    }
+}

@@ -1,0 +1,7 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Hummingbird
+
+@main struct Backchannel: AsyncParsableCommand {
+    func run() async throws {}
+}
