@@ -69,9 +69,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "BackchannelClient",
+            dependencies: [
+                "BackchannelProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "BackchannelSimulator",
             dependencies: [
                 "BackchannelAgent",
+                "BackchannelClient",
                 "BackchannelProtocol",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -85,12 +95,14 @@ let package = Package(
                 "BackchannelSQLite",
                 "BackchannelHub",
                 "BackchannelAgent",
+                "BackchannelClient",
                 "BackchannelSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -108,7 +120,7 @@ let package = Package(
             name: "BackchannelHubTests",
             dependencies: [
                 "BackchannelHub", "BackchannelStore", "BackchannelSQLite", "BackchannelProtocol",
-                "BackchannelAgent", "BackchannelSimulator",
+                "BackchannelAgent", "BackchannelSimulator", "BackchannelClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strictSettings

@@ -111,7 +111,8 @@ extension PollRequest {
         }
     }
 
-    static func check(_ value: JSONValue, field: String, _ limits: PollLimits) throws(ValidationFailure) {
+    /// Checks one JSON value against the depth and string-length limits.
+    public static func check(_ value: JSONValue, field: String, _ limits: PollLimits) throws(ValidationFailure) {
         if value.depth > limits.maxJSONDepth {
             throw ValidationFailure(field: field, reason: "nested deeper than \(limits.maxJSONDepth) levels")
         }

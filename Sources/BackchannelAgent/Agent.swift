@@ -1,0 +1,469 @@
+public import BackchannelProtocol
+import Foundation
+public import Logging
+
+/// The device side of the back channel: polls the hub, runs commands, delivers readings.
+///
+/// - Readings and events go into a durable outbox first and leave it only when the hub says
+///   they are stored, so they survive hub outages and device restarts and are stored once.
+/// - Every received command is recorded in the execution ledger before it runs; a redelivered
+///   command is answered with its earlier result and never runs twice.
+/// - A failed exchange is retried with the same sequence number and the same bytes, so the
+///   hub can answer it from its memo; errors back off exponentially with jitter and honour
+///   `Retry-After`.
+public actor Agent {
+    /// The agent's settings.
+    public nonisolated let configuration: AgentConfiguration
+    /// Clock offset to the hub, estimated from each exchange.
+    public nonisolated let clock: ClockSync
+    let client: HubClient
+    private let ownsClient: Bool
+    private let outbox: DurableOutbox
+    private let ledger: ExecutionLedger
+    private let sequence: SequenceCounter
+    private let logger: Logger
+    private var handlers: [String: CommandHandler] = [:]
+    private var pendingAcks: [String] = []
+    private var resend: [String: LogicalResult] = [:]
+    private var running: [String: Task<Void, Never>] = [:]
+    private var inFlight: InFlight?
+    private var current: Outstanding?
+    private var abandoned: [Int64: InFlight] = [:]
+    private var localActivity = false
+    private var presence: PresenceReport?
+    private var presenceDirty: Bool
+    private var recovered = false
+    private let signal = AgentSignal()
+    /// Counters for tests and status output.
+    public private(set) var stats = AgentStats()
+
+    /// A physical request sent and not yet answered; a retry resends exactly these bytes.
+    private struct InFlight {
+        var seq: Int64
+        var body: Data
+        var wait: Double
+        var acks: [String]
+        var resultIDs: [String]
+        var uplinkIDs: [String]
+        var attempts: Int
+    }
+
+    /// Opens the agent's state directory.
+    ///
+    /// - Parameters:
+    ///   - configuration: hub, identity and state directory.
+    ///   - client: a shared HTTP client (a simulator fleet passes one); nil creates one.
+    public init(configuration: AgentConfiguration, client: HubClient? = nil, logger: Logger? = nil) throws {
+        self.configuration = configuration
+        self.clock = ClockSync(deviceClock: configuration.deviceClock)
+        self.client = client ?? HubClient(connections: 4)
+        self.ownsClient = client == nil
+        let directory = configuration.stateDirectory
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.outbox = try DurableOutbox(directory: directory)
+        self.ledger = try ExecutionLedger(directory: directory)
+        self.sequence = try SequenceCounter(url: directory.appendingPathComponent("sequence"))
+        var logger = logger ?? Logger(label: "backchannel.agent")
+        logger[metadataKey: "backchannel.device"] = "\(configuration.deviceID)"
+        self.logger = logger
+        self.presence = configuration.presence
+        self.presenceDirty = configuration.presence != nil
+    }
+
+    // MARK: Public API
+
+    /// Registers the handler for a command name, replacing any earlier one.
+    public func register(_ name: String, _ handler: @escaping CommandHandler) {
+        handlers[name] = handler
+    }
+
+    /// Queues uplink items durably and asks for a poll at once.
+    public func send(_ items: [UplinkItem]) throws {
+        try outbox.add(items)
+        activity()
+    }
+
+    /// Queues one reading or event with a fresh id, timestamped on the hub-corrected clock.
+    @discardableResult
+    public func emit(_ kind: UplinkKind, name: String, data: JSONValue) throws -> String {
+        let id = MessageID.make(at: clock.deviceNow())
+        try send([UplinkItem(id: id, kind: kind, name: name, at: clock.hubNow(), data: data)])
+        return id
+    }
+
+    /// Declares a new presence, sent with the next poll.
+    public func declare(_ presence: PresenceReport) {
+        self.presence = presence
+        presenceDirty = true
+        activity()
+    }
+
+    /// Asks the poll loop to poll now, superseding a held long-poll.
+    public func pollNow() { activity() }
+
+    /// Uplink items not yet confirmed stored by the hub.
+    public var outboxCount: Int { outbox.count }
+
+    /// Commands running or waiting for their `notBefore`.
+    public var runningCount: Int { running.count }
+
+    /// What the ledger knows about a request id.
+    public func ledgerEntry(_ id: String) -> ExecutionLedger.Entry? { ledger.entry(for: id) }
+
+    // MARK: Poll loop
+
+    /// Polls until the task is cancelled.
+    ///
+    /// A long-poll is held at the hub while the device has nothing to say. When the device
+    /// has something to send (a result, a reading, a presence change) it sends a new poll at
+    /// once; the hub answers the held one immediately, so nothing waits behind it.
+    public func run() async {
+        recoverIfNeeded()
+        let backoff = Backoff(base: configuration.backoffBase, max: configuration.backoffMax)
+        var failures = 0
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                let pending: InFlight
+                do {
+                    pending = try inFlight ?? prepare()
+                } catch {
+                    failures += 1
+                    await pause(backoff.delay(failures: failures), after: "\(error)", failures: failures)
+                    continue
+                }
+                inFlight = pending
+                inFlight?.attempts += 1
+                current = Outstanding(seq: pending.seq, reply: nil)
+                localActivity = false
+                let t0 = clock.deviceNow()
+                stats.polls += 1
+                group.addTask { [client, configuration] in
+                    let reply: Result<HubClient.Reply, any Error>
+                    do {
+                        reply = .success(
+                            try await client.poll(
+                                hubURL: configuration.hubURL, token: configuration.token, body: pending.body,
+                                timeout: pending.wait + configuration.requestTimeout
+                            )
+                        )
+                    } catch {
+                        reply = .failure(error)
+                    }
+                    await self.completed(pending, t0: t0, reply: reply)
+                }
+                // Wait for the reply, or for local activity that should supersede a long-poll.
+                var reply: Result<HubClient.Reply, any Error>?
+                while reply == nil && !Task.isCancelled {
+                    _ = await signal.wait(seconds: 3600)
+                    reply = current?.reply
+                    if reply == nil, localActivity, pending.wait > 0 {
+                        abandoned[pending.seq] = pending
+                        inFlight = nil
+                        break
+                    }
+                }
+                current = nil
+                guard let reply else { continue }
+                do {
+                    let delay = try handle(reply.get(), for: pending, t0: t0)
+                    if failures > 0 {
+                        logger.info("hub reachable again", metadata: ["backchannel.failures": "\(failures)"])
+                    }
+                    failures = 0
+                    if delay > 0 && !localActivity { _ = await signal.wait(seconds: delay) }
+                } catch let error as AgentError {
+                    failures += 1
+                    await pause(backoff.delay(failures: failures, retryAfter: error.retryAfter), after: error.description, failures: failures)
+                } catch {
+                    failures += 1
+                    await pause(backoff.delay(failures: failures), after: "\(error)", failures: failures)
+                }
+            }
+            group.cancelAll()
+        }
+        for task in running.values { task.cancel() }
+        if ownsClient { try? await client.shutdown() }
+    }
+
+    /// The poll the loop waits for, and its reply once it arrives.
+    private struct Outstanding {
+        var seq: Int64
+        var reply: Result<HubClient.Reply, any Error>?
+    }
+
+    /// Called by a request task when its reply arrives.
+    private func completed(_ sent: InFlight, t0: Timestamp, reply: Result<HubClient.Reply, any Error>) {
+        if current?.seq == sent.seq {
+            current?.reply = reply
+            signal.signal()
+            return
+        }
+        // A long-poll this device superseded: keep what it confirms and any work it carries.
+        guard abandoned.removeValue(forKey: sent.seq) != nil, case .success(.ok(let response)) = reply else { return }
+        do {
+            _ = try accept(response, for: sent)
+        } catch {
+            logger.warning("could not record a superseded poll's reply", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func pause(_ seconds: Double, after failure: String, failures: Int) async {
+        stats.failures += 1
+        stats.lastError = failure
+        log(failure: failure, failures: failures, pause: seconds)
+        try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+    }
+
+    /// Notes local activity: something new to send, so a held long-poll should give way.
+    private func activity() {
+        localActivity = true
+        signal.signal()
+    }
+
+    private func log(failure: String, failures: Int, pause: Double) {
+        let metadata: Logger.Metadata = [
+            "backchannel.error": "\(failure)", "backchannel.failures": "\(failures)",
+            "backchannel.retry_in": "\(String(format: "%.2f", pause))",
+        ]
+        if failures == 1 {
+            logger.warning("poll failed; retrying", metadata: metadata)
+        } else {
+            logger.debug("poll failed again", metadata: metadata)
+        }
+    }
+
+    /// Runs one physical exchange without long-poll supersession (for tools and tests) and
+    /// returns the seconds to wait before the next one.
+    ///
+    /// Throws ``AgentError`` when the hub answers with an error, and transport errors as they come.
+    public func exchange() async throws -> Double {
+        recoverIfNeeded()
+        let pending = try inFlight ?? prepare()
+        inFlight = pending
+        inFlight?.attempts += 1
+        let t0 = clock.deviceNow()
+        stats.polls += 1
+        let reply = try await client.poll(
+            hubURL: configuration.hubURL, token: configuration.token, body: pending.body,
+            timeout: pending.wait + configuration.requestTimeout
+        )
+        return try handle(reply, for: pending, t0: t0)
+    }
+
+    /// Applies the hub's reply to the current poll.
+    private func handle(_ reply: HubClient.Reply, for pending: InFlight, t0: Timestamp) throws -> Double {
+        let t3 = clock.deviceNow()
+        switch reply {
+        case .ok(let response):
+            inFlight = nil
+            guard response.seq == pending.seq else {
+                throw AgentError(status: 200, code: "bad_response", message: "response for seq \(response.seq), sent \(pending.seq)")
+            }
+            if pending.attempts == 1 {
+                clock.add(t0: t0, t1: response.receivedAt, t2: response.sentAt, t3: t3)
+            }
+            return try accept(response, for: pending)
+        case .failure(let status, let body, let retryAfter):
+            let error = AgentError(
+                status: status, code: body?.code ?? "http_\(status)", message: body?.message ?? "",
+                retryAfter: retryAfter ?? body?.retryAfter
+            )
+            switch status {
+            case 409 where body?.code == ErrorCode.sequenceConflict:
+                // The hub has seen a higher sequence number (the device lost its counter): jump past it.
+                inFlight = nil
+                try sequence.advance(past: body?.lastSeq ?? pending.seq)
+                logger.warning("sequence number behind the hub's; advanced", metadata: ["backchannel.seq": "\(body?.lastSeq ?? -1)"])
+                return 0
+            case 400, 413:
+                // Rejected before anything was stored: rebuild, smaller, next time.
+                inFlight = nil
+                if status == 413 { stats.shrinkUplink = true }
+                throw error
+            default:
+                // 429 and 503 were not processed; other failures may have been. Either way the
+                // same bytes are sent again, which the hub answers from its memo if needed.
+                throw error
+            }
+        }
+    }
+
+    /// Builds the next physical request from the acks, results, outbox and presence.
+    private func prepare() throws -> InFlight {
+        let results = Array((ledger.unreported() + resend.values.sorted { $0.id < $1.id }).prefix(configuration.maxResultsPerPoll))
+        let acks = Array(pendingAcks.prefix(1000 - results.count))
+        var uplinkLimit = max(0, min(configuration.maxUplinkPerPoll, 1000 - results.count - acks.count))
+        if stats.shrinkUplink {
+            uplinkLimit = max(1, uplinkLimit / 4)
+            stats.shrinkUplink = false
+        }
+        let uplink = outbox.peek(max: uplinkLimit)
+        let accept = max(0, configuration.concurrency - running.count)
+        let wait = accept > 0 ? configuration.longPoll : 0
+        let seq = try sequence.next()
+        let request = PollRequest(
+            device: configuration.deviceID, seq: seq, sentAt: clock.deviceNow(), acks: acks, results: results,
+            uplink: uplink, presence: presenceDirty ? presence : nil, accept: accept, wait: wait
+        )
+        presenceDirty = false
+        let body: Data
+        do {
+            body = try WireJSON.encode(request)
+        } catch {
+            throw AgentError(status: 0, code: "encoding", message: "could not encode the poll: \(error)")
+        }
+        return InFlight(
+            seq: seq, body: body, wait: wait, acks: acks, resultIDs: results.map(\.id), uplinkIDs: uplink.map(\.id),
+            attempts: 0
+        )
+    }
+
+    /// Applies a 200 response: confirms what the hub stored, takes the new requests.
+    private func accept(_ response: PollResponse, for sent: InFlight) throws -> Double {
+        try outbox.markDelivered(response.stored)
+        let reported = sent.resultIDs.filter { resend.removeValue(forKey: $0) == nil }
+        try ledger.markReported(reported)
+        let acked = Set(sent.acks)
+        pendingAcks.removeAll { acked.contains($0) }
+        stats.delivered += response.stored.count
+        for id in response.cancel { cancelIfNotStarted(id) }
+        for request in response.requests { try receive(request) }
+        if response.superseded == true { stats.superseded += 1 }
+
+        if response.more { return 0 }
+        if !response.requests.isEmpty {
+            // Give quick commands a moment so their ack and result travel together.
+            return 0.2
+        }
+        if !pendingAcks.isEmpty || !ledger.unreported().isEmpty || !resend.isEmpty || !outbox.isEmpty || presenceDirty {
+            return 0
+        }
+        if configuration.longPoll > 0 && running.count < configuration.concurrency { return 0 }
+        return max(0.05, response.nextPollAfter)
+    }
+
+    /// Takes one delivered request: answers duplicates from the ledger, runs new ones once.
+    private func receive(_ request: LogicalRequest) throws {
+        if !pendingAcks.contains(request.id) { pendingAcks.append(request.id) }
+        switch ledger.entry(for: request.id) {
+        case .finished(let result, _):
+            stats.duplicates += 1
+            resend[request.id] = result
+        case .received, .started:
+            stats.duplicates += 1
+        case nil:
+            try ledger.recordReceived(request)
+            schedule(request)
+        }
+    }
+
+    private func schedule(_ request: LogicalRequest) {
+        running[request.id] = Task { [clock] in
+            if let notBefore = request.notBefore {
+                let wait = notBefore.seconds(since: clock.hubNow())
+                if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
+            }
+            if Task.isCancelled { return }
+            await self.execute(request)
+        }
+    }
+
+    private func cancelIfNotStarted(_ id: String) {
+        guard case .received = ledger.entry(for: id) else { return }
+        running.removeValue(forKey: id)?.cancel()
+        try? ledger.recordFinished(
+            LogicalResult(
+                id: id, status: .rejected, code: OutcomeCode.canceled, retryable: false,
+                detail: "canceled by the hub before it started", finishedAt: clock.hubNow()
+            )
+        )
+    }
+
+    /// Runs a command once: recorded as started (durably) before its handler runs.
+    private func execute(_ request: LogicalRequest) async {
+        defer {
+            running.removeValue(forKey: request.id)
+            activity()
+        }
+        guard case .received = ledger.entry(for: request.id) else { return }
+        let now = clock.hubNow()
+        var reply: CommandReply
+        if now > request.expiresAt {
+            reply = .rejected(code: OutcomeCode.tooLate, detail: "received after it expired at \(request.expiresAt)")
+        } else if let handler = handlers[request.name] {
+            do {
+                try ledger.recordStarted(request.id)
+            } catch {
+                logger.error("cannot record start; not running the command", metadata: ["error": "\(error)"])
+                return
+            }
+            stats.executed += 1
+            do {
+                reply = try await handler(request)
+            } catch let error as InvalidArguments {
+                reply = .rejected(code: OutcomeCode.invalidArgs, detail: error.description)
+            } catch {
+                reply = .failed(code: OutcomeCode.handlerError, detail: "\(error)")
+            }
+        } else {
+            reply = .rejected(code: OutcomeCode.unknownCommand, detail: "this device has no command '\(request.name)'")
+        }
+        let result = LogicalResult(
+            id: request.id, status: reply.status, code: reply.code, retryable: reply.retryable, detail: reply.detail,
+            data: reply.data, finishedAt: clock.hubNow()
+        )
+        do {
+            try ledger.recordFinished(result)
+        } catch {
+            logger.error("cannot record result", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// At start-up: interrupted commands become failures (never rerun); received-but-not-started
+    /// ones are scheduled.
+    private func recoverIfNeeded() {
+        guard !recovered else { return }
+        recovered = true
+        do {
+            for request in try ledger.recover(at: clock.hubNow()) {
+                pendingAcks.append(request.id)
+                schedule(request)
+            }
+        } catch {
+            logger.error("ledger recovery failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Counters of one agent.
+public struct AgentStats: Sendable, Hashable {
+    /// Physical requests sent (including retries).
+    public var polls = 0
+    /// Failed exchanges.
+    public var failures = 0
+    /// Commands whose handler ran.
+    public var executed = 0
+    /// Redelivered commands answered from the ledger.
+    public var duplicates = 0
+    /// Uplink items confirmed stored.
+    public var delivered = 0
+    /// Responses that were superseded by a newer poll.
+    public var superseded = 0
+    /// The last error seen.
+    public var lastError: String?
+    var shrinkUplink = false
+}
+
+/// The hub refused an exchange.
+public struct AgentError: Error, Sendable, CustomStringConvertible {
+    /// HTTP status (0 for local failures).
+    public var status: Int
+    /// The hub's error code.
+    public var code: String
+    /// The hub's message.
+    public var message: String
+    /// Seconds the hub asked to wait.
+    public var retryAfter: Double?
+
+    public var description: String { "\(status) \(code): \(message)" }
+}

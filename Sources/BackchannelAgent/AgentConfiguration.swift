@@ -1,0 +1,41 @@
+public import BackchannelProtocol
+public import Foundation
+
+/// Everything a device agent needs to reach its hub and keep its state.
+public struct AgentConfiguration: Sendable {
+    /// The hub's base URL, such as `http://hub.example:8080`.
+    public var hubURL: String
+    /// The device id, as provisioned.
+    public var deviceID: String
+    /// The device's bearer token.
+    public var token: String
+    /// Directory for the outbox, the execution ledger and the sequence counter. It must
+    /// survive restarts for delivery to be exactly-once.
+    public var stateDirectory: URL
+    /// Most commands run at once; `accept` in each poll is this minus those running.
+    public var concurrency: Int = 4
+    /// Long-poll seconds to ask for (0: poll periodically on the hub's `nextPollAfter`).
+    public var longPoll: Double = 0
+    /// Most uplink items per poll.
+    public var maxUplinkPerPoll: Int = 500
+    /// Most results per poll.
+    public var maxResultsPerPoll: Int = 200
+    /// First retry delay after an error, in seconds; doubles per failure with full jitter.
+    public var backoffBase: Double = 0.5
+    /// Longest retry delay, in seconds.
+    public var backoffMax: Double = 60
+    /// Seconds to wait for a response, on top of the long-poll wait.
+    public var requestTimeout: Double = 20
+    /// The presence the device declares on start.
+    public var presence: PresenceReport?
+    /// The device's own clock. Simulators substitute a skewed one.
+    public var deviceClock: @Sendable () -> Timestamp = { .now() }
+
+    /// Creates a configuration.
+    public init(hubURL: String, deviceID: String, token: String, stateDirectory: URL) {
+        self.hubURL = hubURL
+        self.deviceID = deviceID
+        self.token = token
+        self.stateDirectory = stateDirectory
+    }
+}

@@ -1,0 +1,69 @@
+public import AsyncHTTPClient
+public import BackchannelProtocol
+public import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Sends physical requests to a hub. One client can serve many agents (a simulator fleet).
+public final class HubClient: Sendable {
+    /// The HTTP client.
+    public let http: HTTPClient
+    private let ownsClient: Bool
+
+    /// Creates a client with its own connection pool, sized for `connections` concurrent polls.
+    public init(connections: Int = 64) {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, connections)
+        configuration.timeout.connect = .seconds(10)
+        configuration.decompression = .disabled
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.ownsClient = true
+    }
+
+    /// Uses an existing HTTP client; the caller shuts it down.
+    public init(http: HTTPClient) {
+        self.http = http
+        self.ownsClient = false
+    }
+
+    /// Shuts the client down if it owns its connection pool.
+    public func shutdown() async throws {
+        if ownsClient { try await http.shutdown() }
+    }
+
+    /// The outcome of one HTTP exchange with the hub.
+    public enum Reply: Sendable {
+        /// 200 with a response body.
+        case ok(PollResponse)
+        /// Any other status, with the error body when the hub sent one.
+        case failure(status: Int, body: ErrorBody?, retryAfter: Double?)
+    }
+
+    /// Posts a poll body to `<hub>/v1/poll`.
+    public func poll(hubURL: String, token: String, body: Data, timeout: Double) async throws -> Reply {
+        var request = HTTPClientRequest(url: hubURL.trimmingSuffix("/") + "/v1/poll")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+        let buffer = try await response.body.collect(upTo: 16 << 20)
+        let data = Data(buffer.readableBytesView)
+        if response.status == .ok {
+            return .ok(try WireJSON.decode(PollResponse.self, from: data))
+        }
+        let retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init)
+        return .failure(
+            status: Int(response.status.code), body: try? WireJSON.decode(ErrorBody.self, from: data),
+            retryAfter: retryAfter
+        )
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        var value = self
+        while value.hasSuffix(suffix) { value.removeLast(suffix.count) }
+        return value
+    }
+}

@@ -1,0 +1,169 @@
+public import BackchannelProtocol
+import BackchannelStore
+import Synchronization
+
+extension Hub {
+    /// Accepts a command for a device. Returns the command and whether it is new (false when
+    /// the idempotency key matched an earlier submission).
+    public func submit(
+        _ request: SubmitCommandRequest, to device: String, origin: String = "operator:admin"
+    ) async throws(HubError) -> (command: CommandView, created: Bool) {
+        let now = clock.now()
+        let record = try makeRecord(request, device: device, origin: origin, now: now)
+        let result: SubmitResult
+        do {
+            result = try await store.submit(record)
+        } catch let error as StoreError where error.isUnknownDevice {
+            throw HubError.unknownDevice(device)
+        } catch let error as StoreError where error.isIdempotencyMismatch {
+            throw HubError.conflict(error.message)
+        } catch {
+            throw storeFailure(error)
+        }
+        guard case .created(let stored) = result else { return (result.record.view(), false) }
+        metrics.commandsSubmitted.add(1, ordering: .relaxed)
+        events.publish(
+            .commandSubmitted, at: now, device: device, command: stored.id, state: .queued, detail: stored.name
+        )
+        directory.noteWork(device)
+        lanes.notifyWork(device)
+        return (stored.view(), true)
+    }
+
+    private func makeRecord(
+        _ request: SubmitCommandRequest, device: String, origin: String, now: Timestamp
+    ) throws(HubError) -> CommandRecord {
+        guard Identifier.isValid(device) else { throw HubError.unknownDevice(device) }
+        guard Identifier.isValid(request.name, maxBytes: 64) else {
+            throw HubError.malformed("name: must be 1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
+        }
+        let args = request.args ?? .object([:])
+        guard case .object = args else { throw HubError.malformed("args: must be a JSON object") }
+        do throws(ValidationFailure) {
+            try PollRequest.check(args, field: "args", configuration.limits)
+        } catch {
+            throw HubError.malformed(error.description)
+        }
+        if request.ttl != nil && request.expiresAt != nil {
+            throw HubError.malformed("give ttl or expiresAt, not both")
+        }
+        let expiresAt: Timestamp
+        if let ttl = request.ttl {
+            guard ttl > 0, ttl <= configuration.maxTTL else {
+                throw HubError.malformed("ttl: must be between 0 and \(Int(configuration.maxTTL)) seconds")
+            }
+            expiresAt = now.adding(seconds: ttl)
+        } else if let absolute = request.expiresAt {
+            guard absolute > now else { throw HubError.malformed("expiresAt: must be in the future") }
+            guard absolute.seconds(since: now) <= configuration.maxTTL else {
+                throw HubError.malformed("expiresAt: more than \(Int(configuration.maxTTL)) seconds ahead")
+            }
+            expiresAt = absolute
+        } else {
+            expiresAt = now.adding(seconds: configuration.defaultTTL)
+        }
+        if let notBefore = request.notBefore, notBefore >= expiresAt {
+            throw HubError.malformed("notBefore: must be before the command expires (\(expiresAt))")
+        }
+        let maxAttempts = request.maxAttempts ?? configuration.maxAttempts
+        guard (1...100).contains(maxAttempts) else { throw HubError.malformed("maxAttempts: must be 1-100") }
+        let timeout = request.timeout ?? configuration.executionTimeout
+        guard timeout > 0, timeout <= 7 * 86400 else { throw HubError.malformed("timeout: must be 0-604800 seconds") }
+        if let key = request.idempotencyKey, !Identifier.isValid(key) {
+            throw HubError.malformed("idempotencyKey: must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        }
+        return CommandRecord(
+            id: MessageID.make(at: now), device: device, origin: origin, name: request.name, args: args,
+            createdAt: now, expiresAt: expiresAt, notBefore: request.notBefore, idempotencyKey: request.idempotencyKey,
+            maxAttempts: maxAttempts, executionTimeoutMs: Int64((timeout * 1000).rounded())
+        )
+    }
+
+    /// A command with its history.
+    public func command(_ id: String) async throws(HubError) -> CommandView {
+        do {
+            guard let record = try await store.command(id: id) else { throw HubError.notFound("no command '\(id)'") }
+            return record.view(history: try await store.history(command: id))
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+
+    /// A command with its history, waiting up to `seconds` for it to reach a terminal state.
+    public func command(_ id: String, waitingUpTo seconds: Double) async throws(HubError) -> CommandView {
+        guard seconds > 0 else { return try await command(id) }
+        let stream = events.subscribe(buffer: 64)
+        let first = try await command(id)
+        if first.state.isTerminal { return first }
+        let waiter = Wakeup()
+        let watch = Task {
+            for await event in stream where event.command == id && event.state?.isTerminal == true {
+                waiter.signal(.work)
+                return
+            }
+        }
+        defer { watch.cancel() }
+        _ = await waiter.wait(seconds: min(seconds, configuration.maxWait))
+        return try await command(id)
+    }
+
+    /// A page of commands, newest first.
+    public func commands(
+        device: String?, state: MessageState?, cursor: String?, limit: Int
+    ) async throws(HubError) -> Page<CommandView> {
+        do {
+            if let device, try await store.device(id: device) == nil { throw HubError.unknownDevice(device) }
+            let records = try await store.commands(
+                CommandQuery(device: device, state: state, before: cursor, limit: limit + 1)
+            )
+            let items = records.prefix(limit).map { $0.view() }
+            return Page(items: items, nextCursor: records.count > limit ? items.last?.id : nil)
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+
+    /// Cancels a command that is not yet terminal. A device already holding it is told to
+    /// abort in its next poll response.
+    public func cancel(_ id: String, reason: String?) async throws(HubError) -> CommandView {
+        if let reason, reason.utf8.count > 1024 { throw HubError.malformed("reason: longer than 1024 bytes") }
+        let result: CancelResult
+        do {
+            result = try await store.cancel(command: id, at: clock.now(), reason: reason)
+        } catch {
+            throw storeFailure(error)
+        }
+        switch result {
+        case .notFound:
+            throw HubError.notFound("no command '\(id)'")
+        case .alreadyTerminal(let record):
+            throw HubError.conflict("command '\(id)' is already \(record.state)")
+        case .canceled(let record, let previous):
+            if previous == .dispatched || previous == .acked {
+                directory.update(record.device) { $0.pendingCancels.append(record.id) }
+                lanes.notifyWork(record.device)
+            }
+            events.publish(
+                .commandTransition, at: record.updatedAt, device: record.device, command: record.id, state: .canceled,
+                detail: "cancel"
+            )
+            return try await command(id)
+        }
+    }
+
+    /// Stored readings and events of a device, newest first.
+    public func uplink(
+        device: String, kind: UplinkKind?, cursor: Int64?, limit: Int
+    ) async throws(HubError) -> Page<UplinkView> {
+        do {
+            guard try await store.device(id: device) != nil else { throw HubError.unknownDevice(device) }
+            let records = try await store.uplink(device: device, kind: kind, after: cursor, limit: limit + 1)
+            let page = records.prefix(limit)
+            return Page(
+                items: page.map(\.view), nextCursor: records.count > limit ? page.last.map { String($0.seq) } : nil
+            )
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+public import BackchannelProtocol
+import BackchannelStore
+
+extension Hub {
+    /// Provisions a device and returns it with its bearer token (shown only here).
+    public func provision(_ request: ProvisionDeviceRequest) async throws(HubError) -> ProvisionedDevice {
+        guard Identifier.isValid(request.id, maxBytes: configuration.limits.maxIdentifierBytes) else {
+            throw HubError.malformed("id: must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
+        }
+        if let name = request.name, name.utf8.count > 256 { throw HubError.malformed("name: longer than 256 bytes") }
+        let labels = request.labels ?? [:]
+        guard labels.count <= 64, labels.allSatisfy({ $0.key.utf8.count <= 64 && $0.value.utf8.count <= 256 }) else {
+            throw HubError.malformed("labels: at most 64 labels, keys up to 64 bytes, values up to 256 bytes")
+        }
+        let token = Credentials.makeToken()
+        let record = DeviceRecord(
+            id: request.id, name: request.name, labels: labels, tokenHash: Credentials.hash(token),
+            createdAt: clock.now()
+        )
+        do {
+            try await store.insertDevice(record)
+        } catch let error as StoreError where error.isConflict {
+            throw HubError.conflict("device '\(request.id)' already exists; rotate its token with POST /v1/devices/\(request.id)/token")
+        } catch {
+            throw storeFailure(error)
+        }
+        events.publish(.deviceProvisioned, at: record.createdAt, device: record.id)
+        return ProvisionedDevice(device: view(record, pending: 0), token: token)
+    }
+
+    /// Replaces a device's bearer token; the old one stops working at once.
+    public func rotateToken(device id: String) async throws(HubError) -> ProvisionedDevice {
+        let token = Credentials.makeToken()
+        let hash = Credentials.hash(token)
+        do {
+            guard try await store.setTokenHash(hash, device: id), let record = try await store.device(id: id) else {
+                throw HubError.unknownDevice(id)
+            }
+            directory.setTokenHash(id, hash)
+            return ProvisionedDevice(device: view(record, pending: nil), token: token)
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+
+    /// One device, with its in-memory last-seen time and presence.
+    public func device(_ id: String) async throws(HubError) -> DeviceView {
+        do {
+            guard let record = try await store.device(id: id) else { throw HubError.unknownDevice(id) }
+            return view(record, pending: try await store.pendingCount(device: id))
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+
+    /// A page of devices ordered by id.
+    public func devices(cursor: String?, limit: Int) async throws(HubError) -> Page<DeviceView> {
+        do {
+            let records = try await store.devices(after: cursor, limit: limit + 1)
+            let items = records.prefix(limit).map { view($0, pending: nil) }
+            return Page(items: items, nextCursor: records.count > limit ? items.last?.id : nil)
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+
+    func view(_ record: DeviceRecord, pending: Int?) -> DeviceView {
+        let session = directory.snapshot(record.id)
+        let seen = [record.lastSeenAt, session?.lastSeenAt].compactMap { $0 }.max()
+        return DeviceView(
+            id: record.id, name: record.name, labels: record.labels, createdAt: record.createdAt, lastSeenAt: seen,
+            presence: session?.presence, pendingCommands: pending
+        )
+    }
+}

@@ -1,0 +1,61 @@
+public import BackchannelProtocol
+public import BackchannelStore
+import Foundation
+public import Logging
+
+/// The hub's core: the poll protocol, the command API and the deadline services, independent
+/// of HTTP. ``buildApplication(hub:)`` serves it.
+public final class Hub: Sendable {
+    /// Settings.
+    public let configuration: HubConfiguration
+    /// Durable storage.
+    public let store: any MessageStore
+    /// Wall clock.
+    public let clock: any HubClock
+    /// Counters.
+    public let metrics = HubMetrics()
+    /// Live event stream.
+    public let events = EventBus()
+    let directory: DeviceDirectory
+    let lanes = PollLanes()
+    /// The hub's logger.
+    public let logger: Logger
+
+    /// Creates a hub over a store.
+    public init(
+        configuration: HubConfiguration,
+        store: any MessageStore,
+        clock: any HubClock = SystemHubClock(),
+        logger: Logger = Logger(label: "backchannel.hub")
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.directory = DeviceDirectory(store: store)
+    }
+
+    /// Wakes every held poll and ends every event stream (graceful shutdown).
+    public func shutdown() {
+        lanes.wakeAll(.shutdown)
+        events.close()
+    }
+
+    /// Publishes one event per transition.
+    func publish(_ transitions: [TransitionRecord]) {
+        for entry in transitions {
+            events.publish(
+                .commandTransition, at: entry.at, device: entry.device, command: entry.command, state: entry.to,
+                detail: entry.event
+            )
+        }
+    }
+
+    /// Maps a store failure to the HTTP answer: the transaction rolled back, so nothing from
+    /// the request was kept and the client may retry.
+    func storeFailure(_ error: any Error) -> HubError {
+        if let error = error as? HubError { return error }
+        logger.error("store operation failed", metadata: ["error": "\(error)"])
+        return HubError.unavailable("storage is unavailable; nothing in this request was stored", retryAfter: 2)
+    }
+}

@@ -1,0 +1,53 @@
+public import BackchannelProtocol
+
+/// Everything a hub can be tuned with. Every field has a production default.
+public struct HubConfiguration: Sendable {
+    /// Address to bind. Default loopback: expose deliberately.
+    public var host: String = "127.0.0.1"
+    /// TCP port; 0 picks a free one.
+    public var port: Int = 8080
+
+    /// Seconds between polls the hub asks of an idle device (`nextPollAfter`).
+    public var pollInterval: Double = 30
+    /// Relative jitter applied to `pollInterval`, so a fleet does not poll in step (0.1 = ±10 %).
+    public var pollJitter: Double = 0.1
+    /// Longest long-poll the hub holds, whatever `wait` the device asks for.
+    public var maxWait: Double = 60
+    /// Seconds a dispatched command waits for the device's acknowledgement before redelivery.
+    public var leaseSeconds: Double = 60
+    /// Deliveries before a command fails as undeliverable.
+    public var maxAttempts: Int = 5
+    /// Command lifetime when the operator gives neither `ttl` nor `expiresAt`.
+    public var defaultTTL: Double = 24 * 3600
+    /// Longest lifetime a command may ask for.
+    public var maxTTL: Double = 30 * 24 * 3600
+    /// Seconds a device has, after acknowledging, to report a result (default per command).
+    public var executionTimeout: Double = 300
+    /// Commands with a `notBefore` this many seconds ahead are dispatched early, for the device
+    /// to hold and start on time.
+    public var dispatchLead: Double = 0
+
+    /// Largest request body accepted (413 beyond).
+    public var maxBodyBytes: Int = 1 << 20
+    /// Per-poll validation limits.
+    public var limits = PollLimits()
+    /// Sustained polls per second allowed per device (0 disables the limit).
+    public var devicePollRate: Double = 10
+    /// Burst of polls allowed per device above the sustained rate.
+    public var devicePollBurst: Double = 20
+    /// Most long-polls held at once; beyond it polls are answered 503 with `Retry-After`.
+    public var maxHeldPolls: Int = 50_000
+
+    /// Seconds between flushes of in-memory last-seen times to the store.
+    public var lastSeenFlushInterval: Double = 5
+    /// Seconds between deadline sweeps (expiry, lease lapse, timeouts).
+    public var sweepInterval: Double = 1
+    /// A device's cached "no pending work" is re-checked against the store at least this often.
+    public var workHintTTL: Double = 30
+
+    /// SHA-256 (hex) of the operator token that guards `/v1/*` operator routes.
+    public var operatorTokenHash: String?
+
+    /// Creates the default configuration.
+    public init() {}
+}

@@ -1,0 +1,133 @@
+import BackchannelProtocol
+import BackchannelStore
+import Synchronization
+
+/// What the hub keeps in memory about each device it has heard from.
+///
+/// Last-seen times, declared presence and the retry memo live here; last-seen is flushed to
+/// the store in batches (``LastSeenFlusher``), so an empty poll writes nothing.
+struct DeviceSession: Sendable {
+    var tokenHash: String
+    var lastSeenAt: Timestamp?
+    /// Last-seen time not yet written to the store.
+    var unflushedSeen: Timestamp?
+    var presence: PresenceReport?
+    /// The most recent exchange, durable or not, for answering a retried request.
+    var memo: ExchangeMemo?
+    /// Highest sequence number processed.
+    var lastSeq: Int64?
+    /// Rate limit bucket.
+    var tokens: Double
+    var tokensAt: Timestamp
+    /// Whether a `device.first-seen` event was already published.
+    var announced: Bool
+    /// Request ids canceled after delivery, to announce in the next response.
+    var pendingCancels: [String] = []
+    /// What the hub knows about the device's queue without asking the store.
+    var workHint: WorkHint = .unknown
+    /// Bumped by every ``DeviceDirectory/noteWork(_:)``, so a slow store read cannot
+    /// overwrite news of newer work.
+    var workVersion: UInt64 = 0
+}
+
+/// What the hub knows about a device's queue without asking the store.
+enum WorkHint: Sendable, Equatable {
+    /// Ask the store.
+    case unknown
+    /// Nothing dispatchable before `until` (nil: nothing queued), as of `verifiedAt`.
+    case idle(until: Timestamp?, verifiedAt: Timestamp)
+}
+
+/// The in-memory table of device sessions, loaded from the store on first contact.
+final class DeviceDirectory: Sendable {
+    private let sessions = Mutex<[String: DeviceSession]>([:])
+    private let store: any MessageStore
+
+    init(store: any MessageStore) {
+        self.store = store
+    }
+
+    /// The session of a device, loading it from the store on first use. Nil when unknown.
+    func session(_ id: String, now: Timestamp, burst: Double) async throws -> DeviceSession? {
+        if let cached = sessions.withLock({ $0[id] }) { return cached }
+        guard let record = try await store.device(id: id) else { return nil }
+        let session = DeviceSession(
+            tokenHash: record.tokenHash, lastSeenAt: record.lastSeenAt, presence: nil,
+            memo: record.lastExchange, lastSeq: record.lastExchange?.seq, tokens: burst, tokensAt: now,
+            announced: record.lastSeenAt != nil
+        )
+        return sessions.withLock { table in
+            if let raced = table[id] { return raced }
+            table[id] = session
+            return session
+        }
+    }
+
+    /// Reads and changes one session under the lock. Returns nil when the session is not loaded.
+    @discardableResult
+    func update<T>(_ id: String, _ body: (inout DeviceSession) -> T) -> T? {
+        sessions.withLock { table in
+            guard var session = table[id] else { return nil }
+            let value = body(&session)
+            table[id] = session
+            return value
+        }
+    }
+
+    /// The in-memory view of a device, if loaded.
+    func snapshot(_ id: String) -> DeviceSession? { sessions.withLock { $0[id] } }
+
+    /// Takes the last-seen times not yet flushed, clearing them.
+    func takeUnflushedSeen() -> [String: Timestamp] {
+        sessions.withLock { table in
+            var batch: [String: Timestamp] = [:]
+            for (id, session) in table {
+                if let seen = session.unflushedSeen {
+                    batch[id] = seen
+                    table[id]?.unflushedSeen = nil
+                }
+            }
+            return batch
+        }
+    }
+
+    /// Puts back last-seen times whose flush failed, unless newer ones arrived meanwhile.
+    func restoreUnflushed(_ batch: [String: Timestamp]) {
+        sessions.withLock { table in
+            for (id, seen) in batch where table[id] != nil && table[id]?.unflushedSeen == nil {
+                table[id]?.unflushedSeen = seen
+            }
+        }
+    }
+
+    /// Notes new possible work for a device (a submit, a redelivery, a cancellation).
+    func noteWork(_ id: String) {
+        sessions.withLock { table in
+            guard table[id] != nil else { return }
+            table[id]!.workHint = .unknown
+            table[id]!.workVersion &+= 1
+        }
+    }
+
+    /// Records that the store showed no dispatchable work, unless work was noted since
+    /// `version` was read.
+    func noteIdle(_ id: String, until: Timestamp?, verifiedAt: Timestamp, version: UInt64) {
+        sessions.withLock { table in
+            guard table[id]?.workVersion == version else { return }
+            table[id]!.workHint = .idle(until: until, verifiedAt: verifiedAt)
+        }
+    }
+
+    /// Forgets the cached work state (after an exchange changed the queue).
+    func forgetWork(_ id: String) {
+        sessions.withLock { table in table[id]?.workHint = .unknown }
+    }
+
+    /// Replaces a device's token hash in memory.
+    func setTokenHash(_ id: String, _ hash: String) {
+        sessions.withLock { table in table[id]?.tokenHash = hash }
+    }
+
+    /// Sessions currently loaded.
+    func all() -> [String: DeviceSession] { sessions.withLock { $0 } }
+}

@@ -1,0 +1,343 @@
+import BackchannelProtocol
+import BackchannelStore
+public import Foundation
+import ServiceLifecycle
+import Synchronization
+
+extension Hub {
+    /// Handles one physical request (`POST /v1/poll`) and returns the response body.
+    ///
+    /// - Parameters:
+    ///   - body: the request body, already size-checked.
+    ///   - authorization: the `Authorization` header.
+    /// - Throws: ``HubError`` for every session-level failure; nothing from a failed request is stored.
+    public func poll(body: Data, authorization: String?) async throws(HubError) -> Data {
+        do {
+            let response = try await handlePoll(body: body, authorization: authorization)
+            metrics.polls.add(1, ordering: .relaxed)
+            return response
+        } catch {
+            metrics.rejectedPolls.add(1, ordering: .relaxed)
+            throw error
+        }
+    }
+
+    private func handlePoll(body: Data, authorization: String?) async throws(HubError) -> Data {
+        let receivedAt = clock.now()
+        let request: PollRequest
+        do {
+            request = try WireJSON.decode(PollRequest.self, from: body)
+        } catch {
+            throw HubError.malformed(WireJSON.describe(error))
+        }
+        do {
+            try request.validate(configuration.limits)
+        } catch {
+            throw HubError.malformed(error.description)
+        }
+        let device = request.device
+        let session: DeviceSession
+        do {
+            guard let found = try await directory.session(device, now: receivedAt, burst: configuration.devicePollBurst)
+            else { throw HubError.unknownDevice(device) }
+            session = found
+        } catch {
+            throw storeFailure(error)
+        }
+        guard let token = Credentials.bearer(authorization), Credentials.matches(token, hash: session.tokenHash) else {
+            throw HubError.unauthorized()
+        }
+        try admit(device, at: receivedAt)
+        let requestHash = Credentials.hash(bytes: body)
+
+        await lanes.enter(device)
+        defer { lanes.leave(device) }
+
+        if let current = directory.snapshot(device) {
+            if let memo = current.memo, memo.seq == request.seq {
+                guard memo.requestHash == requestHash else {
+                    throw HubError.sequenceConflict(
+                        "sequence number \(request.seq) was already used for a different request",
+                        lastSeq: current.lastSeq ?? memo.seq
+                    )
+                }
+                metrics.replayedPolls.add(1, ordering: .relaxed)
+                noteContact(device, request, at: receivedAt)
+                return memo.response
+            }
+            if let last = current.lastSeq, request.seq <= last {
+                throw HubError.sequenceConflict(
+                    "sequence number \(request.seq) is not above \(last), the last one processed", lastSeq: last
+                )
+            }
+        }
+        noteContact(device, request, at: receivedAt)
+        directory.update(device) { $0.lastSeq = request.seq }
+
+        let context = PollContext(
+            request: request, requestHash: requestHash, receivedAt: receivedAt,
+            accept: min(request.accept, configuration.limits.maxAccept)
+        )
+        do {
+            return try await answer(context)
+        } catch {
+            // The request's writes rolled back; forget its sequence number so a retry is processed.
+            directory.update(device) { session in
+                if session.lastSeq == request.seq { session.lastSeq = session.memo?.seq }
+            }
+            throw storeFailure(error)
+        }
+    }
+
+    /// The parts of a poll the answer is built from.
+    private struct PollContext: Sendable {
+        var request: PollRequest
+        var requestHash: String
+        var receivedAt: Timestamp
+        var accept: Int
+        var device: String { request.device }
+    }
+
+    /// Stores what the request carries, then answers with work, holding a long-poll when
+    /// there is none yet.
+    private func answer(_ context: PollContext) async throws -> Data {
+        var stored: [String] = []
+        if !context.request.carriesNoData {
+            let (response, dispatchedAny, storedIDs) = try await exchange(context, accept: context.accept)
+            if dispatchedAny || context.request.wait <= 0 || context.accept == 0 {
+                return response
+            }
+            stored = storedIDs
+        }
+        guard context.accept > 0 else { return remember(context, empty(context, stored: stored)) }
+
+        let wantsWait = context.request.wait > 0
+        var wakeup = Wakeup()
+        var holding = wantsWait && lanes.hold(context.device, wakeup)
+        defer { if holding { lanes.release(context.device) } }
+
+        var work = try await pendingWork(context.device, now: clock.now())
+        if work.dueNow { return try await dispatchOnly(context, stored: stored) }
+        guard holding else {
+            if wantsWait { metrics.supersededPolls.add(1, ordering: .relaxed) }
+            return remember(context, empty(context, stored: stored, superseded: wantsWait ? true : nil))
+        }
+        if metrics.heldPolls.load(ordering: .relaxed) >= configuration.maxHeldPolls {
+            throw HubError.unavailable("too many held polls", retryAfter: 5)
+        }
+
+        let deadline = context.receivedAt.adding(seconds: min(context.request.wait, configuration.maxWait))
+        metrics.heldPolls.add(1, ordering: .relaxed)
+        defer { metrics.heldPolls.subtract(1, ordering: .relaxed) }
+        while true {
+            let now = clock.now()
+            var limit = deadline.seconds(since: now)
+            if let next = work.nextNotBefore {
+                limit = min(limit, next.adding(seconds: -configuration.dispatchLead).seconds(since: now))
+            }
+            let current = wakeup
+            let reason = await withGracefulShutdownHandler {
+                await current.wait(seconds: max(0, limit))
+            } onGracefulShutdown: {
+                current.signal(.shutdown)
+            }
+            switch reason {
+            case .superseded:
+                metrics.supersededPolls.add(1, ordering: .relaxed)
+                return remember(context, empty(context, stored: stored, superseded: true))
+            case .shutdown:
+                return remember(context, empty(context, stored: stored))
+            case .work, .timeout:
+                let now = clock.now()
+                work = try await pendingWork(context.device, now: now)
+                if work.dueNow { return try await dispatchOnly(context, stored: stored) }
+                let hasCancels = directory.snapshot(context.device).map { !$0.pendingCancels.isEmpty } ?? false
+                if hasCancels || now >= deadline { return remember(context, empty(context, stored: stored)) }
+                wakeup = Wakeup()
+                lanes.release(context.device)
+                holding = lanes.hold(context.device, wakeup)
+                if !holding {
+                    metrics.supersededPolls.add(1, ordering: .relaxed)
+                    return remember(context, empty(context, stored: stored, superseded: true))
+                }
+            }
+        }
+    }
+
+    /// Dispatches work for a poll whose data (if any) was already stored.
+    private func dispatchOnly(_ context: PollContext, stored: [String]) async throws -> Data {
+        var dispatchContext = context
+        dispatchContext.request.acks = []
+        dispatchContext.request.results = []
+        dispatchContext.request.uplink = []
+        let (response, _, _) = try await exchange(dispatchContext, accept: context.accept, alreadyStored: stored)
+        return response
+    }
+
+    /// Runs one store exchange and builds (and remembers) the response.
+    private func exchange(
+        _ context: PollContext, accept: Int, alreadyStored: [String] = []
+    ) async throws -> (response: Data, dispatched: Bool, stored: [String]) {
+        let input = ExchangeInput(
+            device: context.device, now: context.receivedAt, uplink: context.request.uplink,
+            acks: context.request.acks, results: context.request.results, accept: accept,
+            leaseSeconds: configuration.leaseSeconds, dispatchLeadSeconds: configuration.dispatchLead
+        )
+        let cancels = directory.update(context.device) { session -> [String] in
+            defer { session.pendingCancels = [] }
+            return session.pendingCancels
+        } ?? []
+        let stored = alreadyStored + context.request.uplink.map(\.id)
+        let builder = ResponseBuilder(hub: self, context: context, stored: stored, cancels: cancels)
+        let outcome: ExchangeOutcome
+        do {
+            outcome = try await store.exchange(input) { plan in
+                ExchangeMemo(seq: context.request.seq, requestHash: context.requestHash, response: try builder.build(plan))
+            }
+        } catch {
+            directory.update(context.device) { $0.pendingCancels = cancels + $0.pendingCancels }
+            throw error
+        }
+        let response = try builder.build(outcome.plan)
+        _ = remember(context, response)
+        directory.forgetWork(context.device)
+        record(outcome, context)
+        return (response, !outcome.plan.dispatched.isEmpty, stored)
+    }
+
+    /// Builds response bodies for one poll; a value type so the store may call it inside its
+    /// transaction. The same plan always yields the same bytes.
+    private struct ResponseBuilder: Sendable {
+        let hub: Hub
+        let context: PollContext
+        let stored: [String]
+        let cancels: [String]
+        let sentAt: Timestamp
+        let nextPollAfter: Double
+
+        init(hub: Hub, context: PollContext, stored: [String], cancels: [String]) {
+            self.hub = hub
+            self.context = context
+            self.stored = stored
+            self.cancels = cancels
+            self.sentAt = hub.clock.now()
+            self.nextPollAfter = hub.jitteredInterval()
+        }
+
+        func build(_ plan: ExchangePlan) throws -> Data {
+            let response = PollResponse(
+                seq: context.request.seq, receivedAt: context.receivedAt, sentAt: sentAt, stored: stored,
+                requests: plan.dispatched.map(\.logicalRequest), cancel: cancels, more: plan.more,
+                nextPollAfter: plan.more ? 0 : nextPollAfter, ackWithin: hub.configuration.leaseSeconds
+            )
+            return try WireJSON.encode(response)
+        }
+    }
+
+    /// An answer with no new work.
+    private func empty(_ context: PollContext, stored: [String], superseded: Bool? = nil) -> Data {
+        let cancels =
+            directory.update(context.device) { session -> [String] in
+                defer { session.pendingCancels = [] }
+                return session.pendingCancels
+            } ?? []
+        if stored.isEmpty && cancels.isEmpty && context.request.carriesNoData {
+            metrics.emptyPolls.add(1, ordering: .relaxed)
+        }
+        let response = PollResponse(
+            seq: context.request.seq, receivedAt: context.receivedAt, sentAt: clock.now(), stored: stored,
+            cancel: cancels, nextPollAfter: jitteredInterval(), ackWithin: configuration.leaseSeconds,
+            superseded: superseded
+        )
+        return (try? WireJSON.encode(response)) ?? Data("{}".utf8)
+    }
+
+    /// Keeps the response in memory for a retried request.
+    private func remember(_ context: PollContext, _ response: Data) -> Data {
+        directory.update(context.device) { session in
+            session.memo = ExchangeMemo(seq: context.request.seq, requestHash: context.requestHash, response: response)
+        }
+        return response
+    }
+
+    /// The hub-side effects of a committed exchange: metrics and events.
+    private func record(_ outcome: ExchangeOutcome, _ context: PollContext) {
+        metrics.dispatched.add(UInt64(outcome.plan.dispatched.count), ordering: .relaxed)
+        metrics.results.add(UInt64(context.request.results.count), ordering: .relaxed)
+        metrics.uplinkStored.add(UInt64(outcome.newlyStored.count), ordering: .relaxed)
+        publish(outcome.plan.transitions)
+        if !outcome.newlyStored.isEmpty {
+            let fresh = Set(outcome.newlyStored)
+            for item in context.request.uplink where fresh.contains(item.id) {
+                events.publish(
+                    .uplink, at: context.receivedAt, device: context.device, detail: "\(item.kind.rawValue) \(item.name)",
+                    data: item.data
+                )
+            }
+        }
+    }
+
+    /// Whether the device has work now, answered from memory when the hub knows.
+    func pendingWork(_ device: String, now: Timestamp) async throws -> PendingWork {
+        let horizon = now.adding(seconds: configuration.dispatchLead)
+        guard let session = directory.snapshot(device) else {
+            return try await store.pendingWork(device: device, horizon: horizon, now: now)
+        }
+        if case .idle(let until, let verifiedAt) = session.workHint,
+            now.seconds(since: verifiedAt) < configuration.workHintTTL,
+            until.map({ $0 > horizon }) ?? true
+        {
+            return PendingWork(dueNow: false, nextNotBefore: until)
+        }
+        let work = try await store.pendingWork(device: device, horizon: horizon, now: now)
+        if !work.dueNow {
+            directory.noteIdle(device, until: work.nextNotBefore, verifiedAt: now, version: session.workVersion)
+        }
+        return work
+    }
+
+    /// Updates last-seen and presence in memory, and announces a first contact.
+    private func noteContact(_ device: String, _ request: PollRequest, at now: Timestamp) {
+        let (first, presenceChanged) =
+            directory.update(device) { session -> (Bool, Bool) in
+                session.lastSeenAt = now
+                session.unflushedSeen = now
+                var changed = false
+                if let presence = request.presence, presence != session.presence {
+                    session.presence = presence
+                    changed = true
+                }
+                let first = !session.announced
+                session.announced = true
+                return (first, changed)
+            } ?? (false, false)
+        if first { events.publish(.deviceFirstSeen, at: now, device: device) }
+        if presenceChanged, let presence = request.presence {
+            events.publish(.devicePresence, at: now, device: device, detail: presence.state.rawValue)
+        }
+    }
+
+    /// Applies the per-device rate limit (a token bucket in memory).
+    private func admit(_ device: String, at now: Timestamp) throws(HubError) {
+        let rate = configuration.devicePollRate
+        guard rate > 0 else { return }
+        let burst = configuration.devicePollBurst
+        let retryAfter: Double? = directory.update(device) { session in
+            let elapsed = max(0, now.seconds(since: session.tokensAt))
+            session.tokens = min(burst, session.tokens + elapsed * rate)
+            session.tokensAt = now
+            guard session.tokens >= 1 else { return (1 - session.tokens) / rate }
+            session.tokens -= 1
+            return nil
+        } ?? nil
+        if let retryAfter { throw HubError.rateLimited(retryAfter: max(1, retryAfter)) }
+    }
+
+    /// `pollInterval` with random jitter, rounded to milliseconds.
+    func jitteredInterval() -> Double {
+        let base = configuration.pollInterval
+        let spread = base * configuration.pollJitter
+        let value = base + Double.random(in: -spread...spread)
+        return (max(0, value) * 1000).rounded() / 1000
+    }
+}

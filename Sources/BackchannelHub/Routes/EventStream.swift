@@ -1,0 +1,45 @@
+import BackchannelProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+
+extension Hub {
+    /// `GET /v1/events`: server-sent events, one `data:` line of JSON per ``HubEvent``, and a
+    /// comment line every 15 s so dead connections are noticed.
+    func eventStream(device: String?) -> Response {
+        let events = self.events.subscribe()
+        let (lines, sink) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(10_000))
+        let forward = Task {
+            for await event in events where device == nil || event.device == device {
+                guard let data = try? WireJSON.encode(event) else { continue }
+                sink.yield("data: " + String(decoding: data, as: UTF8.self) + "\n\n")
+            }
+            sink.finish()
+        }
+        let heartbeat = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(15))
+                sink.yield(": keep-alive\n\n")
+            }
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                defer {
+                    forward.cancel()
+                    heartbeat.cancel()
+                }
+                try await writer.write(ByteBuffer(string: ": connected\n\n"))
+                for await line in lines.cancelOnGracefulShutdown() {
+                    try await writer.write(ByteBuffer(string: line))
+                }
+                try await writer.finish(nil)
+            }
+        )
+    }
+}

@@ -1,0 +1,96 @@
+import BackchannelProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+extension Hub {
+    /// The operator API under `/v1`, guarded by the operator token.
+    func addOperatorRoutes(to router: Router<BasicRequestContext>) {
+        let api = router.group("v1").add(middleware: OperatorAuthMiddleware(tokenHash: configuration.operatorTokenHash))
+        let bodyLimit = 256 * 1024
+
+        api.post("devices") { request, _ -> Response in
+            let body = try await request.decodeJSON(ProvisionDeviceRequest.self, limit: bodyLimit)
+            return try jsonResponse(try await self.provision(body), status: .created)
+        }
+        api.get("devices") { request, _ -> Response in
+            let limit = try request.intQuery("limit", default: 100, range: 1...1000)
+            return try jsonResponse(try await self.devices(cursor: request.query("cursor"), limit: limit))
+        }
+        api.get("devices/:id") { _, context -> Response in
+            try jsonResponse(try await self.device(try context.parameters.require("id")))
+        }
+        api.post("devices/:id/token") { _, context -> Response in
+            try jsonResponse(try await self.rotateToken(device: try context.parameters.require("id")))
+        }
+        api.post("devices/:id/commands") { request, context -> Response in
+            let device = try context.parameters.require("id")
+            let body = try await request.decodeJSON(SubmitCommandRequest.self, limit: bodyLimit)
+            let (command, created) = try await self.submit(body, to: device)
+            return try jsonResponse(command, status: created ? .created : .ok)
+        }
+        api.get("devices/:id/commands") { request, context -> Response in
+            let device = try context.parameters.require("id")
+            return try jsonResponse(try await self.commands(device: device, request: request))
+        }
+        api.get("devices/:id/uplink") { request, context -> Response in
+            let device = try context.parameters.require("id")
+            let limit = try request.intQuery("limit", default: 100, range: 1...1000)
+            var kind: UplinkKind?
+            if let text = request.query("kind") {
+                guard let parsed = UplinkKind(rawValue: text) else {
+                    throw HubError.malformed("kind: must be reading or event")
+                }
+                kind = parsed
+            }
+            var cursor: Int64?
+            if let text = request.query("cursor") {
+                guard let parsed = Int64(text), parsed > 0 else { throw HubError.malformed("cursor: not a cursor from this list") }
+                cursor = parsed
+            }
+            return try jsonResponse(try await self.uplink(device: device, kind: kind, cursor: cursor, limit: limit))
+        }
+        api.get("commands") { request, _ -> Response in
+            try jsonResponse(try await self.commands(device: request.query("device"), request: request))
+        }
+        api.get("commands/:id") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            let wait = try request.secondsQuery("wait", range: 0...self.configuration.maxWait) ?? 0
+            return try jsonResponse(try await self.command(id, waitingUpTo: wait))
+        }
+        api.post("commands/:id/cancel") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            var reason: String?
+            let body = try await request.collectBody(limit: bodyLimit)
+            if !body.isEmpty {
+                do {
+                    reason = try WireJSON.decode(CancelCommandRequest.self, from: body).reason
+                } catch {
+                    throw HubError.malformed(WireJSON.describe(error))
+                }
+            }
+            return try jsonResponse(try await self.cancel(id, reason: reason))
+        }
+        api.get("events") { request, _ -> Response in
+            self.eventStream(device: request.query("device"))
+        }
+    }
+
+    private func commands(device: String?, request: Request) async throws -> Page<CommandView> {
+        let limit = try request.intQuery("limit", default: 100, range: 1...1000)
+        var state: MessageState?
+        if let text = request.query("state") {
+            guard let parsed = MessageState(rawValue: text.uppercased()) else {
+                throw HubError.malformed("state: must be one of \(MessageState.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            state = parsed
+        }
+        return try await commands(device: device, state: state, cursor: request.query("cursor"), limit: limit)
+    }
+}
+
+/// Body of `POST /v1/commands/{id}/cancel` (optional).
+struct CancelCommandRequest: Codable {
+    var reason: String?
+}

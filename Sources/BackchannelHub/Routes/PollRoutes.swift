@@ -1,0 +1,24 @@
+import BackchannelProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+extension Hub {
+    /// `POST /v1/poll`: the device endpoint.
+    func addPollRoutes(to router: Router<BasicRequestContext>) {
+        router.post("/v1/poll") { request, _ -> Response in
+            if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+                throw HubError(
+                    .unsupportedMediaType, ErrorCode.malformed, "Content-Type must be application/json"
+                )
+            }
+            let body = try await request.collectBody(limit: self.configuration.maxBodyBytes)
+            let response = try await self.poll(body: body, authorization: request.headers[.authorization])
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: response))
+            )
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import BackchannelProtocol
+import BackchannelStore
+import Logging
+public import ServiceLifecycle
+
+/// Writes in-memory last-seen times to the store in batches, and once more at shutdown.
+///
+/// This is why an empty poll costs no database write: contact is recorded in memory and a
+/// whole fleet's contacts are flushed in one transaction per interval.
+public struct LastSeenFlusher: Service {
+    let hub: Hub
+
+    /// Creates the flusher for a hub.
+    public init(hub: Hub) {
+        self.hub = hub
+    }
+
+    public func run() async throws {
+        let interval = Duration.milliseconds(Int64(hub.configuration.lastSeenFlushInterval * 1000))
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                await hub.flushLastSeen()
+            }
+        }
+        await hub.flushLastSeen()
+    }
+}
+
+extension Hub {
+    /// Flushes in-memory last-seen times now.
+    public func flushLastSeen() async {
+        let batch = directory.takeUnflushedSeen()
+        guard !batch.isEmpty else { return }
+        do {
+            try await store.recordLastSeen(batch)
+        } catch {
+            directory.restoreUnflushed(batch)
+            logger.warning("last-seen flush failed; will retry", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,103 @@
+public import BackchannelProtocol
+import Foundation
+import Synchronization
+
+/// The physics of a simulated revenue meter: a load that follows a daily profile with noise,
+/// a relay that disconnects it, and an accumulating energy register.
+public final class MeterModel: Sendable {
+    struct State {
+        var kWh: Double
+        var lastSample: Timestamp
+        var relayClosed = true
+        var interval: Double
+        var clockSkew: Double
+        var rng: SplitMix
+    }
+
+    private let state: Mutex<State>
+    /// The meter's base load in kW.
+    public let baseLoad: Double
+
+    /// Creates a meter with a deterministic random stream from `seed`.
+    public init(seed: UInt64, interval: Double, clockSkew: Double = 0, now: Timestamp = .now()) {
+        var rng = SplitMix(seed: seed)
+        self.baseLoad = 0.5 + rng.unit() * 4.5
+        self.state = Mutex(
+            State(kWh: 1000 + rng.unit() * 9000, lastSample: now, interval: interval, clockSkew: clockSkew, rng: rng)
+        )
+    }
+
+    /// Seconds between periodic readings.
+    public var interval: Double { state.withLock { $0.interval } }
+
+    /// Seconds the meter's clock is ahead of true time (negative: behind).
+    public var clockSkew: Double { state.withLock { $0.clockSkew } }
+
+    /// Whether the load is connected.
+    public var relayClosed: Bool { state.withLock { $0.relayClosed } }
+
+    /// The meter's own clock.
+    public func deviceNow() -> Timestamp { Timestamp.now().adding(seconds: clockSkew) }
+
+    /// Changes the reporting interval.
+    public func setInterval(_ seconds: Double) { state.withLock { $0.interval = seconds } }
+
+    /// Sets the meter clock to read `time` now; returns the new skew.
+    public func setClock(to time: Timestamp) -> Double {
+        state.withLock { state in
+            state.clockSkew = time.seconds(since: .now())
+            return state.clockSkew
+        }
+    }
+
+    /// Opens or closes the relay; returns whether it changed.
+    public func setRelay(closed: Bool) -> Bool {
+        state.withLock { state in
+            defer { state.relayClosed = closed }
+            return state.relayClosed != closed
+        }
+    }
+
+    /// Takes a measurement now: integrates energy since the last one.
+    public func sample(at now: Timestamp = .now()) -> JSONValue {
+        state.withLock { state in
+            let hours = max(0, now.seconds(since: state.lastSample)) / 3600
+            let hour = Double((now.milliseconds / 3_600_000) % 24)
+            let daily = 1 + 0.35 * sin((hour - 7) / 24 * 2 * .pi)
+            let noise = 1 + (state.rng.unit() - 0.5) * 0.1
+            let kW = state.relayClosed ? baseLoad * daily * noise : 0
+            state.kWh += kW * hours
+            state.lastSample = now
+            let volts = 230 + (state.rng.unit() - 0.5) * 6
+            let pf = state.relayClosed ? 0.88 + state.rng.unit() * 0.11 : 1
+            let amps = state.relayClosed ? kW * 1000 / (volts * pf) : 0
+            func round(_ value: Double, _ places: Double) -> Double { (value * places).rounded() / places }
+            return [
+                "kWh": .number(round(state.kWh, 1000)),
+                "kW": .number(round(kW, 1000)),
+                "V": .number(round(volts, 10)),
+                "A": .number(round(amps, 100)),
+                "PF": .number(round(pf, 1000)),
+                "relay": .string(state.relayClosed ? "closed" : "open"),
+            ]
+        }
+    }
+}
+
+/// A small deterministic random generator (SplitMix64).
+struct SplitMix: Sendable {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform value in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

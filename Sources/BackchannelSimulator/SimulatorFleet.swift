@@ -1,0 +1,172 @@
+public import BackchannelAgent
+import BackchannelClient
+public import BackchannelProtocol
+public import Foundation
+public import Logging
+
+/// Settings for a fleet of simulated meters.
+public struct FleetConfiguration: Sendable {
+    /// The hub's base URL.
+    public var hubURL: String
+    /// The operator token, needed only to provision devices that have no saved credentials.
+    public var operatorToken: String?
+    /// How many meters.
+    public var count: Int
+    /// Device ids are the prefix and a zero-padded number: `meter-001`.
+    public var prefix: String = "meter-"
+    /// The number of the first meter.
+    public var firstIndex: Int = 1
+    /// Each meter keeps its outbox, ledger and credentials under `<stateDirectory>/<id>/`.
+    public var stateDirectory: URL
+    /// Seconds between readings.
+    public var interval: Double = 15
+    /// Long-poll seconds (0: periodic polling).
+    public var longPoll: Double = 25
+    /// Commands each meter runs at once.
+    public var concurrency: Int = 4
+    /// Where executions are logged; default `<stateDirectory>/executions.jsonl`.
+    public var executionLog: URL?
+
+    /// Creates a configuration.
+    public init(hubURL: String, operatorToken: String?, count: Int, stateDirectory: URL) {
+        self.hubURL = hubURL
+        self.operatorToken = operatorToken
+        self.count = count
+        self.stateDirectory = stateDirectory
+    }
+
+    /// The device ids of the fleet.
+    public var deviceIDs: [String] {
+        let width = max(3, String(firstIndex + count - 1).count)
+        return (firstIndex..<(firstIndex + count)).map { index in
+            let digits = String(index)
+            return prefix + String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+    }
+}
+
+/// A fleet of simulated meters sharing one HTTP client.
+public final class SimulatorFleet: Sendable {
+    /// The meters.
+    public let meters: [SimulatedMeter]
+    /// The execution log all meters write.
+    public let log: ExecutionLog
+    private let client: HubClient
+
+    private init(meters: [SimulatedMeter], log: ExecutionLog, client: HubClient) {
+        self.meters = meters
+        self.log = log
+        self.client = client
+    }
+
+    /// Provisions what is missing and creates the meters.
+    ///
+    /// A meter's credentials are saved in `<state>/<id>/credentials.json` (mode 0600) and reused
+    /// on later starts. A device the hub already knows but whose credentials are lost gets a
+    /// new token.
+    public static func start(
+        _ configuration: FleetConfiguration, logger: Logger, progress: @Sendable (String) -> Void = { _ in }
+    ) async throws -> SimulatorFleet {
+        guard configuration.count > 0, configuration.count <= 100_000 else {
+            throw FleetError("device count must be 1-100000")
+        }
+        let ids = configuration.deviceIDs
+        guard ids.allSatisfy({ Identifier.isValid($0) }) else { throw FleetError("prefix makes invalid device ids") }
+        let credentials = try await provision(configuration, ids: ids, progress: progress)
+        let client = HubClient(connections: configuration.count + 8)
+        let log = try ExecutionLog(
+            url: configuration.executionLog ?? configuration.stateDirectory.appendingPathComponent("executions.jsonl")
+        )
+        var meters: [SimulatedMeter] = []
+        for (index, id) in ids.enumerated() {
+            var agentConfiguration = AgentConfiguration(
+                hubURL: configuration.hubURL, deviceID: id, token: credentials[id]!,
+                stateDirectory: configuration.stateDirectory.appendingPathComponent(id)
+            )
+            agentConfiguration.longPoll = configuration.longPoll
+            agentConfiguration.concurrency = configuration.concurrency
+            agentConfiguration.presence = PresenceReport(state: .available)
+            let model = MeterModel(seed: UInt64(index + 1) &* 7919, interval: configuration.interval)
+            meters.append(
+                try await SimulatedMeter(configuration: agentConfiguration, model: model, client: client, log: log, logger: logger)
+            )
+        }
+        progress("started \(meters.count) simulated meters")
+        return SimulatorFleet(meters: meters, log: log, client: client)
+    }
+
+    /// Runs every meter until cancelled, then closes the HTTP client.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for meter in meters { group.addTask { await meter.run() } }
+            await group.waitForAll()
+        }
+        try? await client.shutdown()
+    }
+
+    private struct SavedCredentials: Codable {
+        var hub: String
+        var device: String
+        var token: String
+    }
+
+    private static func provision(
+        _ configuration: FleetConfiguration, ids: [String], progress: @Sendable (String) -> Void
+    ) async throws -> [String: String] {
+        var tokens: [String: String] = [:]
+        var missing: [String] = []
+        for id in ids {
+            let file = configuration.stateDirectory.appendingPathComponent(id).appendingPathComponent("credentials.json")
+            if let data = try? Data(contentsOf: file), let saved = try? WireJSON.decode(SavedCredentials.self, from: data),
+                saved.device == id
+            {
+                tokens[id] = saved.token
+            } else {
+                missing.append(id)
+            }
+        }
+        guard !missing.isEmpty else { return tokens }
+        guard let operatorToken = configuration.operatorToken else {
+            throw FleetError("\(missing.count) devices have no saved credentials and no operator token was given to provision them")
+        }
+        progress("provisioning \(missing.count) devices")
+        let api = OperatorClient(hubURL: configuration.hubURL, token: operatorToken)
+        do {
+            for id in missing {
+                tokens[id] = try await provision(id, configuration: configuration, api: api)
+            }
+        } catch {
+            try? await api.shutdown()
+            throw error
+        }
+        try? await api.shutdown()
+        return tokens
+    }
+
+    private static func provision(_ id: String, configuration: FleetConfiguration, api: OperatorClient) async throws -> String {
+        let provisioned: ProvisionedDevice
+        do {
+            provisioned = try await api.provision(
+                ProvisionDeviceRequest(id: id, name: "Simulated meter \(id)", labels: ["type": "meter", "simulated": "true"])
+            )
+        } catch let error as OperatorClientError where error.status == 409 {
+            provisioned = try await api.rotateToken(device: id)
+        }
+        let directory = configuration.stateDirectory.appendingPathComponent(id)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("credentials.json")
+        let saved = SavedCredentials(hub: configuration.hubURL, device: id, token: provisioned.token)
+        try WireJSON.encode(saved).write(to: file, options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        return provisioned.token
+    }
+}
+
+/// A fleet could not start.
+public struct FleetError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

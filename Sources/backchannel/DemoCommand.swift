@@ -1,0 +1,90 @@
+import ArgumentParser
+import BackchannelHub
+import BackchannelProtocol
+import BackchannelSimulator
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `backchannel demo`: a hub and a fleet of simulated meters in one process.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a hub with simulated meters in one process, and print what to try next.",
+        discussion: """
+            State goes to ./backchannel-demo (SQLite database, meter outboxes and ledgers), so a \
+            second run continues where the first stopped. Stop with Ctrl-C.
+            """
+    )
+
+    @OptionGroup var hubOptions: HubOptions
+
+    @Option(help: "How many simulated meters.")
+    var devices = 20
+
+    @Option(help: "Seconds between meter readings.")
+    var interval: Double = 5
+
+    @Option(help: "Long-poll seconds the meters ask for (0: periodic polling).")
+    var longPoll: Double = 25
+
+    func validate() throws {
+        guard (1...10_000).contains(devices) else { throw ValidationError("--devices must be 1-10000") }
+        guard interval >= 0.1, interval <= 86400 else { throw ValidationError("--interval must be 0.1-86400 seconds") }
+        guard longPoll >= 0, longPoll <= 600 else { throw ValidationError("--long-poll must be 0-600 seconds") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(hubOptions.logLevel == .info ? .warning : hubOptions.logLevel)
+        let running = try RunningHub.make(hubOptions, defaultDataDirectory: "backchannel-demo")
+        let (urls, announce) = AsyncStream.makeStream(of: String.self)
+        var fleetConfiguration = FleetConfiguration(
+            hubURL: "", operatorToken: running.token, count: devices,
+            stateDirectory: running.dataDirectory.appendingPathComponent("meters")
+        )
+        fleetConfiguration.interval = interval
+        fleetConfiguration.longPoll = longPoll
+        let fleet = FleetService(configuration: fleetConfiguration, urls: urls, logger: Logger(label: "backchannel.sim"))
+        print("starting the demo hub (data in \(running.dataDirectory.path)) …")
+        try await running.serve(extraServices: [fleet]) { url in
+            announce.yield(url)
+            announce.finish()
+        }
+    }
+}
+
+/// Starts a simulator fleet once the hub's URL is known, and runs it until shutdown.
+struct FleetService: Service {
+    let configuration: FleetConfiguration
+    let urls: AsyncStream<String>
+    let logger: Logger
+
+    func run() async throws {
+        var configuration = self.configuration
+        guard let url = await urls.first(where: { _ in true }) else { return }
+        configuration.hubURL = url
+        let fleet = try await SimulatorFleet.start(configuration, logger: logger) { line in print(line) }
+        let first = configuration.deviceIDs.first ?? "meter-001"
+        let hubFlag = url == "http://127.0.0.1:8080" ? "" : " --hub \(url)"
+        print(
+            """
+
+            Backchannel demo is running: hub at \(url), \(configuration.count) simulated meters.
+
+            Try, in another terminal (the operator token was saved for this hub):
+              swift run backchannel devices\(hubFlag)
+              swift run backchannel send \(first) read --wait\(hubFlag)
+              swift run backchannel send \(first) relay --arg state=open --wait\(hubFlag)
+              swift run backchannel readings \(first)\(hubFlag)
+              swift run backchannel commands\(hubFlag)
+              swift run backchannel watch\(hubFlag)
+              curl -s \(url)/metrics
+
+            Press Ctrl-C to stop.
+            """
+        )
+        await cancelWhenGracefulShutdown {
+            await fleet.run()
+        }
+    }
+}

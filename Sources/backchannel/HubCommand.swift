@@ -1,0 +1,182 @@
+import ArgumentParser
+import BackchannelHub
+import BackchannelProtocol
+import BackchannelSQLite
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// Options that configure a hub, shared by `hub` and `demo`.
+struct HubOptions: ParsableArguments {
+    @Option(help: "Address to bind. Use 0.0.0.0 to accept devices from other machines.")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port (0 picks a free one).")
+    var port = 8080
+
+    @Option(name: .customLong("data-dir"), help: "Directory for the SQLite database and the operator token.")
+    var dataDirectory: String?
+
+    @Option(help: "Seconds between polls asked of idle devices.")
+    var pollInterval: Double = 30
+
+    @Option(help: "Longest long-poll the hub holds, in seconds.")
+    var maxWait: Double = 60
+
+    @Option(help: "Seconds a dispatched command waits for its acknowledgement before redelivery.")
+    var lease: Double = 60
+
+    @Option(help: "Deliveries before a command fails as undeliverable.")
+    var maxAttempts = 5
+
+    @Option(help: "Commit durability: full (fsync every commit; survives power loss) or normal (survives crashes).")
+    var durability: SQLiteMessageStore.Configuration.Durability = .full
+
+    @Option(help: "Operator token to require (default: $BACKCHANNEL_OPERATOR_TOKEN, else generated once and kept in <data-dir>/operator-token).")
+    var operatorToken: String?
+
+    @Flag(inversion: .prefixedNo, help: "Save the operator token in ~/.backchannel/credentials.json for local CLI use.")
+    var saveCredentials = true
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
+        guard pollInterval > 0, pollInterval <= 86400 else { throw ValidationError("--poll-interval must be 0-86400 seconds") }
+        guard maxWait >= 0, maxWait <= 600 else { throw ValidationError("--max-wait must be 0-600 seconds") }
+        guard lease >= 1, lease <= 86400 else { throw ValidationError("--lease must be 1-86400 seconds") }
+        guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-100") }
+    }
+
+    func configuration() -> HubConfiguration {
+        var configuration = HubConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.pollInterval = pollInterval
+        configuration.maxWait = maxWait
+        configuration.leaseSeconds = lease
+        configuration.maxAttempts = maxAttempts
+        return configuration
+    }
+}
+
+
+
+
+/// `backchannel hub`: run the hub.
+struct HubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hub",
+        abstract: "Run the hub: the device endpoint, the operator API and the services behind them.",
+        discussion: """
+            State lives in one SQLite file in --data-dir (WAL mode, fsync per commit by default). \
+            The operator API needs the operator token; a new hub generates one, keeps it in \
+            <data-dir>/operator-token (mode 0600) and saves it for the local CLI. Stop with \
+            Ctrl-C or SIGTERM: held polls are answered and last-seen times flushed first.
+            """
+    )
+
+    @OptionGroup var options: HubOptions
+
+    func run() async throws {
+        bootstrapLogging(options.logLevel)
+        let running = try RunningHub.make(options, defaultDataDirectory: "backchannel-data")
+        try await running.serve(extraServices: []) { url in
+            print("backchannel hub listening on \(url)")
+            print("  data:  \(running.dataDirectory.path)")
+            print("  token: \(running.tokenSource)")
+        }
+    }
+}
+
+/// A hub assembled from options: store, operator token, application.
+struct RunningHub {
+    let hub: Hub
+    let dataDirectory: URL
+    let token: String
+    let tokenSource: String
+    let saveCredentials: Bool
+
+    static func make(_ options: HubOptions, defaultDataDirectory: String, logLabel: String = "backchannel.hub") throws -> RunningHub {
+        let dataDirectory = URL(fileURLWithPath: options.dataDirectory ?? defaultDataDirectory).standardizedFileURL
+        do {
+            try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw CLIError("cannot create the data directory \(dataDirectory.path): \(error.localizedDescription)")
+        }
+        let (token, source) = try operatorToken(options, dataDirectory: dataDirectory)
+        var storeConfiguration = SQLiteMessageStore.Configuration()
+        storeConfiguration.durability = options.durability
+        let store: SQLiteMessageStore
+        do {
+            store = try SQLiteMessageStore(path: dataDirectory.appendingPathComponent("backchannel.sqlite").path, configuration: storeConfiguration)
+        } catch {
+            throw CLIError("cannot open the database in \(dataDirectory.path): \(error)")
+        }
+        var configuration = options.configuration()
+        configuration.operatorTokenHash = Credentials.hash(token)
+        let hub = Hub(configuration: configuration, store: store, logger: Logger(label: logLabel))
+        return RunningHub(hub: hub, dataDirectory: dataDirectory, token: token, tokenSource: source, saveCredentials: options.saveCredentials)
+    }
+
+    private static func operatorToken(_ options: HubOptions, dataDirectory: URL) throws -> (String, String) {
+        if let token = options.operatorToken ?? ProcessInfo.processInfo.environment["BACKCHANNEL_OPERATOR_TOKEN"], !token.isEmpty {
+            guard token.count >= 16 else { throw CLIError("the operator token must be at least 16 characters") }
+            return (token, "given on the command line or in $BACKCHANNEL_OPERATOR_TOKEN")
+        }
+        let file = dataDirectory.appendingPathComponent("operator-token")
+        if let saved = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !saved.isEmpty {
+            return (saved, "in \(file.path)")
+        }
+        let token = Credentials.makeToken()
+        do {
+            try Data((token + "\n").utf8).write(to: file, options: .atomic)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        } catch {
+            throw CLIError("cannot save the operator token in \(file.path): \(error.localizedDescription)")
+        }
+        return (token, "generated, in \(file.path)")
+    }
+
+    /// Serves until SIGINT/SIGTERM, with extra services started once the server listens.
+    func serve(extraServices: [any Service], ready: @escaping @Sendable (String) async -> Void) async throws {
+        let hub = self.hub
+        let host = hub.configuration.host
+        let token = self.token
+        let save = self.saveCredentials
+        let app = buildApplication(hub: hub) { channel in
+            let port = channel.localAddress?.port ?? hub.configuration.port
+            let shownHost = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+            let url = "http://\(shownHost):\(port)"
+            if save {
+                do {
+                    try SavedCredentials.save(token: token, for: url)
+                } catch {
+                    hub.logger.warning("could not save CLI credentials", metadata: ["error": "\(error)"])
+                }
+            }
+            await ready(url)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app)] + extraServices.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: hub.logger
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// Sends log output to standard error at the given level.
+func bootstrapLogging(_ level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import BackchannelProtocol
+import BackchannelSimulator
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `backchannel simulate`: simulated meters against a running hub.
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run simulated meters that poll a hub, report readings and execute commands.",
+        discussion: """
+            Each meter reports kWh, kW, V, A and PF every --interval seconds and handles read, \
+            ping, set-interval {seconds}, relay {state: open|close} and set-time {time|offset}. \
+            Devices without saved credentials are provisioned with the operator token. Every \
+            execution is appended to <state-dir>/executions.jsonl.
+            """
+    )
+
+    @Option(help: "Hub base URL.")
+    var hub = ProcessInfo.processInfo.environment["BACKCHANNEL_HUB"] ?? "http://127.0.0.1:8080"
+
+    @Option(help: "How many meters.")
+    var devices = 1
+
+    @Option(help: "Device id prefix; ids are <prefix><number>, e.g. meter-001.")
+    var prefix = "meter-"
+
+    @Option(help: "Number of the first meter.")
+    var first = 1
+
+    @Option(name: .customLong("state-dir"), help: "Directory for credentials, outboxes and ledgers.")
+    var stateDirectory = "backchannel-sim"
+
+    @Option(help: "Seconds between readings.")
+    var interval: Double = 15
+
+    @Option(help: "Long-poll seconds (0: periodic polling on the hub's nextPollAfter).")
+    var longPoll: Double = 25
+
+    @Option(help: "Operator token, used only to provision devices without saved credentials (default: $BACKCHANNEL_TOKEN or the saved one).")
+    var token: String?
+
+    @Option(help: "Log level.")
+    var logLevel: Logger.Level = .warning
+
+    func validate() throws {
+        guard (1...100_000).contains(devices) else { throw ValidationError("--devices must be 1-100000") }
+        guard first >= 0 else { throw ValidationError("--first must be zero or positive") }
+        guard interval >= 0.1, interval <= 86400 else { throw ValidationError("--interval must be 0.1-86400 seconds") }
+        guard longPoll >= 0, longPoll <= 600 else { throw ValidationError("--long-poll must be 0-600 seconds") }
+        guard URL(string: hub)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
+            throw ValidationError("--hub must be an http:// or https:// URL")
+        }
+    }
+
+    func run() async throws {
+        bootstrapLogging(logLevel)
+        let operatorToken = token ?? ProcessInfo.processInfo.environment["BACKCHANNEL_TOKEN"] ?? SavedCredentials.token(for: hub)
+        var configuration = FleetConfiguration(
+            hubURL: hub, operatorToken: operatorToken, count: devices,
+            stateDirectory: URL(fileURLWithPath: stateDirectory).standardizedFileURL
+        )
+        configuration.prefix = prefix
+        configuration.firstIndex = first
+        configuration.interval = interval
+        configuration.longPoll = longPoll
+        let fleet: SimulatorFleet
+        do {
+            fleet = try await SimulatorFleet.start(configuration, logger: Logger(label: "backchannel.sim")) { print($0) }
+        } catch {
+            throw CLIError("cannot start the simulator: \(error)")
+        }
+        print("simulating \(devices) meters against \(hub); executions logged to \(fleet.log.url.path); Ctrl-C to stop")
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: RunFleet(fleet: fleet))], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "backchannel.sim")
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// Runs a started fleet until graceful shutdown.
+struct RunFleet: Service {
+    let fleet: SimulatorFleet
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await fleet.run() }
+    }
+}
