@@ -321,6 +321,7 @@ public actor Agent {
     /// Applies a 200 response: confirms what the hub stored, takes the new requests.
     private func accept(_ response: PollResponse, for sent: InFlight) throws -> Double {
         try outbox.markDelivered(response.stored)
+        if !response.stored.isEmpty { configuration.onStored?(response.stored) }
         let reported = sent.resultIDs.filter { resend.removeValue(forKey: $0) == nil }
         try ledger.markReported(reported)
         let acked = Set(sent.acks)

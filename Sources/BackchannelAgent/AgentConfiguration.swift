@@ -30,6 +30,8 @@ public struct AgentConfiguration: Sendable {
     public var presence: PresenceReport?
     /// The device's own clock. Simulators substitute a skewed one.
     public var deviceClock: @Sendable () -> Timestamp = { .now() }
+    /// Called with the uplink ids the hub confirmed stored, after they left the outbox.
+    public var onStored: (@Sendable ([String]) -> Void)?
 
     /// Creates a configuration.
     public init(hubURL: String, deviceID: String, token: String, stateDirectory: URL) {

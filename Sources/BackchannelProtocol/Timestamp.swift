@@ -99,7 +99,9 @@ enum RFC3339 {
         return (m <= 2 ? y + 1 : y, m, d)
     }
 
-    static func format(_ milliseconds: Int64) -> String {
+    /// Formats a time, clamped to the years 0000-9999 that RFC 3339 can write.
+    static func format(_ unclamped: Int64) -> String {
+        let milliseconds = min(max(unclamped, representable.lowerBound), representable.upperBound)
         let msPerDay: Int64 = 86_400_000
         var days = milliseconds / msPerDay
         var rem = milliseconds % msPerDay
@@ -160,7 +162,9 @@ enum RFC3339 {
         guard let hour = digits(2), expect(0x3A), let minute = digits(2), expect(0x3A), let second = digits(2) else {
             return nil
         }
-        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month), hour < 24, minute < 60,
+            second < 61
+        else { return nil }
         var millis: Int64 = 0
         if i < b.count, b[i] == 0x2E {
             i += 1
@@ -188,6 +192,20 @@ enum RFC3339 {
         guard i == b.count else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
         let secondsOfDay = hour * 3600 + minute * 60 + min(second, 59)
-        return (days * 86400 + secondsOfDay - offsetMinutes * 60) * 1000 + millis
+        let result = (days * 86400 + secondsOfDay - offsetMinutes * 60) * 1000 + millis
+        // An offset can carry a time just outside the four-digit years RFC 3339 can write.
+        guard representable.contains(result) else { return nil }
+        return result
+    }
+
+    /// Milliseconds of 0000-01-01T00:00:00.000Z through 9999-12-31T23:59:59.999Z.
+    static let representable: ClosedRange<Int64> = -62_167_219_200_000...253_402_300_799_999
+
+    static func daysInMonth(year: Int64, month: Int64) -> Int64 {
+        switch month {
+        case 2: (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 }

@@ -277,9 +277,11 @@ public final class SQLiteMessageStore: MessageStore {
                 ).map(Self.command(from:))
                 let plan = LifecyclePlanner.planExchange(input, referenced: referenced, candidates: candidates)
                 let changed = plan.changesCommands || !newlyStored.isEmpty
+                var remembered: ExchangeMemo?
                 if changed {
                     try Self.apply(plan, db)
-                    if let remembered = try memo(plan) {
+                    remembered = try memo(plan)
+                    if let remembered {
                         try db.execute(
                             sql: "UPDATE devices SET last_seq = ?, last_request_hash = ?, last_response = ? WHERE id = ?",
                             arguments: [remembered.seq, remembered.requestHash, remembered.response, input.device]
@@ -287,7 +289,8 @@ public final class SQLiteMessageStore: MessageStore {
                     }
                 }
                 let outcome = ExchangeOutcome(
-                    plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changed
+                    plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changed,
+                    memo: remembered
                 )
                 return (outcome, changed)
             }

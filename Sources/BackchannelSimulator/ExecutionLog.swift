@@ -40,6 +40,20 @@ public final class ExecutionLog: Sendable {
         }
     }
 
+    /// Appends the uplink ids the hub confirmed stored for a device, one line each:
+    /// `{"device": ..., "stored": id}`.
+    public func recordStored(device: String, ids: [String]) {
+        var lines = Data()
+        for id in ids {
+            guard let line = try? WireJSON.encode(["device": device, "stored": id]) else { continue }
+            lines.append(line)
+            lines.append(0x0A)
+        }
+        handle.withLock { handle in
+            try? handle?.write(contentsOf: lines)
+        }
+    }
+
     /// Reads every entry of a log file.
     public static func read(_ url: URL) throws -> [Entry] {
         let text = try String(contentsOf: url, encoding: .utf8)

@@ -77,6 +77,7 @@ public final class SimulatorFleet: Sendable {
         let log = try ExecutionLog(
             url: configuration.executionLog ?? configuration.stateDirectory.appendingPathComponent("executions.jsonl")
         )
+        let storedLog = try ExecutionLog(url: configuration.stateDirectory.appendingPathComponent("uplink-stored.jsonl"))
         var meters: [SimulatedMeter] = []
         for (index, id) in ids.enumerated() {
             var agentConfiguration = AgentConfiguration(
@@ -86,6 +87,7 @@ public final class SimulatorFleet: Sendable {
             agentConfiguration.longPoll = configuration.longPoll
             agentConfiguration.concurrency = configuration.concurrency
             agentConfiguration.presence = PresenceReport(state: .available)
+            agentConfiguration.onStored = { [storedLog] ids in storedLog.recordStored(device: id, ids: ids) }
             let model = MeterModel(seed: UInt64(index + 1) &* 7919, interval: configuration.interval)
             meters.append(
                 try await SimulatedMeter(configuration: agentConfiguration, model: model, client: client, log: log, logger: logger)

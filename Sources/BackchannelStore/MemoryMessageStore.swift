@@ -39,7 +39,7 @@ public actor MemoryMessageStore: MessageStore {
 
     public func recordLastSeen(_ seen: [String: Timestamp]) {
         var changed = false
-        for (id, at) in seen where devicesByID[id] != nil {
+        for (id, at) in seen where devicesByID[id] != nil && (devicesByID[id]?.lastSeenAt.map { $0 < at } ?? true) {
             devicesByID[id]?.lastSeenAt = at
             changed = true
         }
@@ -133,7 +133,9 @@ public actor MemoryMessageStore: MessageStore {
             if let remembered { devicesByID[input.device]?.lastExchange = remembered }
             committed()
         }
-        return ExchangeOutcome(plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changes)
+        return ExchangeOutcome(
+            plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changes, memo: remembered
+        )
     }
 
     public func sweep(at now: Timestamp, limit: Int) -> ExchangePlan {

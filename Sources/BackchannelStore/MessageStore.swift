@@ -130,13 +130,16 @@ public struct ExchangeOutcome: Sendable, Hashable {
     public var newlyStored: [String]
     /// Whether a transaction was committed.
     public var wrote: Bool
+    /// The memo stored with the device, when the exchange wrote one.
+    public var memo: ExchangeMemo?
 
     /// Creates an outcome.
-    public init(plan: ExchangePlan, stored: [String], newlyStored: [String], wrote: Bool) {
+    public init(plan: ExchangePlan, stored: [String], newlyStored: [String], wrote: Bool, memo: ExchangeMemo? = nil) {
         self.plan = plan
         self.stored = stored
         self.newlyStored = newlyStored
         self.wrote = wrote
+        self.memo = memo
     }
 }
 

@@ -198,7 +198,8 @@ extension Hub {
             directory.update(context.device) { $0.pendingCancels = cancels + $0.pendingCancels }
             throw error
         }
-        let response = try builder.build(outcome.plan)
+        // Send exactly the bytes stored as the memo, so a retry after a restart matches.
+        let response = try outcome.memo?.response ?? builder.build(outcome.plan)
         _ = remember(context, response)
         directory.forgetWork(context.device)
         record(outcome, context)
