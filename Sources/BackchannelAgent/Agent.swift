@@ -17,7 +17,6 @@ public actor Agent {
     /// Clock offset to the hub, estimated from each exchange.
     public nonisolated let clock: ClockSync
     let client: HubClient
-    private let ownsClient: Bool
     private let outbox: DurableOutbox
     private let ledger: ExecutionLedger
     private let sequence: SequenceCounter
@@ -52,12 +51,11 @@ public actor Agent {
     ///
     /// - Parameters:
     ///   - configuration: hub, identity and state directory.
-    ///   - client: a shared HTTP client (a simulator fleet passes one); nil creates one.
+    ///   - client: the HTTP client (a simulator fleet passes its own); nil uses ``HubClient/shared``.
     public init(configuration: AgentConfiguration, client: HubClient? = nil, logger: Logger? = nil) throws {
         self.configuration = configuration
         self.clock = ClockSync(deviceClock: configuration.deviceClock)
-        self.client = client ?? HubClient(connections: 4)
-        self.ownsClient = client == nil
+        self.client = client ?? .shared
         let directory = configuration.stateDirectory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.outbox = try DurableOutbox(directory: directory)
@@ -181,8 +179,11 @@ public actor Agent {
             }
             group.cancelAll()
         }
-        for task in running.values { task.cancel() }
-        if ownsClient { try? await client.shutdown() }
+        // Stop commands still running; each is left "started" in the ledger, so the next start
+        // reports it as interrupted rather than running it again.
+        let stopping = Array(running.values)
+        for task in stopping { task.cancel() }
+        for task in stopping { await task.value }
     }
 
     /// The poll the loop waits for, and its reply once it arrives.
@@ -299,7 +300,9 @@ public actor Agent {
         }
         let uplink = outbox.peek(max: uplinkLimit)
         let accept = max(0, configuration.concurrency - running.count)
-        let wait = accept > 0 ? configuration.longPoll : 0
+        // Results and acks may ride a long-poll (one round trip returns them and fetches the
+        // next command); readings are sent on a short poll so the outbox is confirmed at once.
+        let wait = accept > 0 && uplink.isEmpty ? configuration.longPoll : 0
         let seq = try sequence.next()
         let request = PollRequest(
             device: configuration.deviceID, seq: seq, sentAt: clock.deviceNow(), acks: acks, results: results,
@@ -403,9 +406,13 @@ public actor Agent {
                 reply = try await handler(request)
             } catch let error as InvalidArguments {
                 reply = .rejected(code: OutcomeCode.invalidArgs, detail: error.description)
+            } catch is CancellationError {
+                // The agent is stopping: the outcome is unknown, so none is recorded.
+                return
             } catch {
                 reply = .failed(code: OutcomeCode.handlerError, detail: "\(error)")
             }
+            if Task.isCancelled { return }
         } else {
             reply = .rejected(code: OutcomeCode.unknownCommand, detail: "this device has no command '\(request.name)'")
         }

@@ -10,10 +10,17 @@ public final class HubClient: Sendable {
     public let http: HTTPClient
     private let ownsClient: Bool
 
+    /// A client shared by every agent that is not given one. It lives as long as the process.
+    public static let shared = HubClient(connections: 64)
+
     /// Creates a client with its own connection pool, sized for `connections` concurrent polls.
+    ///
+    /// A refused or failed connection fails the poll at once (no silent connect retries), so
+    /// the agent's own backoff governs how often an unreachable hub is tried.
     public init(connections: Int = 64) {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, connections)
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(10)
         configuration.decompression = .disabled
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

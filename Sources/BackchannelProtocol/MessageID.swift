@@ -1,21 +1,44 @@
+import Synchronization
+
 /// Generates time-ordered identifiers (UUID version 7, RFC 9562), lower-case.
 ///
-/// Ids generated later sort after ids generated earlier (to the millisecond), so lists ordered
-/// by id are ordered by creation.
+/// Within one process, ids made at the same or later times are strictly increasing: ids made in
+/// the same millisecond carry an increasing 12-bit counter (RFC 9562 §6.2, method 1), so lists
+/// ordered by id are in creation order. An id made for an earlier time than the last one keeps
+/// that time, with a random counter.
 public enum MessageID {
+    private struct State {
+        var milliseconds: Int64 = 0
+        var counter: UInt16 = 0
+    }
+
+    private static let state = Mutex(State())
+
     /// A new UUIDv7 string, such as `019379a4-5c1e-7d2a-8b3c-4d5e6f708192`.
     public static func make(at time: Timestamp = .now()) -> String {
         var rng = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: 16)
-        let ms = UInt64(max(0, time.milliseconds))
-        for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: ms >> (8 * (5 - UInt64(i)))) }
-        let random = rng.next() as UInt64
-        let random2 = rng.next() as UInt64
-        for i in 6..<16 {
-            let source = i < 14 ? random : random2
-            bytes[i] = UInt8(truncatingIfNeeded: source >> (8 * UInt64(i % 8)))
+        let (ms, counter) = state.withLock { state -> (Int64, UInt16) in
+            let now = max(0, time.milliseconds)
+            if now < state.milliseconds {
+                return (now, UInt16.random(in: 0...0xFFF, using: &rng))
+            }
+            if now > state.milliseconds {
+                state.milliseconds = now
+                state.counter = UInt16.random(in: 0..<0x400, using: &rng)
+            } else if state.counter < 0xFFF {
+                state.counter += 1
+            } else {
+                state.milliseconds += 1
+                state.counter = 0
+            }
+            return (state.milliseconds, state.counter)
         }
-        bytes[6] = (bytes[6] & 0x0F) | 0x70
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: UInt64(ms) >> (8 * (5 - UInt64(i)))) }
+        bytes[6] = 0x70 | UInt8(counter >> 8)
+        bytes[7] = UInt8(truncatingIfNeeded: counter)
+        let random = rng.next() as UInt64
+        for i in 8..<16 { bytes[i] = UInt8(truncatingIfNeeded: random >> (8 * UInt64(i - 8))) }
         bytes[8] = (bytes[8] & 0x3F) | 0x80
         let hex = bytes.map { byte -> String in
             let s = String(byte, radix: 16)

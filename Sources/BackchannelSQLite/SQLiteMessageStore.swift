@@ -178,8 +178,9 @@ public final class SQLiteMessageStore: MessageStore {
                 db,
                 sql: """
                     SELECT * FROM commands
-                    WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3)
-                    ORDER BY id DESC LIMIT ?4
+                    WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR state = ?2)
+                      AND (?3 IS NULL OR rowid < (SELECT rowid FROM commands WHERE id = ?3))
+                    ORDER BY rowid DESC LIMIT ?4
                     """,
                 arguments: [query.device, query.state?.rawValue, query.before, query.limit]
             ).map(Self.command(from:))
@@ -268,7 +269,7 @@ public final class SQLiteMessageStore: MessageStore {
                     db,
                     sql: """
                         SELECT * FROM commands WHERE device_id = ? AND state = 'QUEUED' AND expires_at > ?
-                        AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, id LIMIT ?
+                        AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, rowid LIMIT ?
                         """,
                     arguments: [
                         input.device, input.now.milliseconds, input.dispatchHorizon.milliseconds,

@@ -9,6 +9,8 @@ public actor MemoryMessageStore: MessageStore {
     private var uplinkRecords: [UplinkRecord] = []
     private var uplinkKeys: Set<String> = []
     private var idempotency: [String: String] = [:]
+    /// Insertion order of commands: lists and dispatch follow it, as a database's row order.
+    private var insertion: [String: Int] = [:]
     private let writes = Atomic<UInt64>(0)
 
     /// Creates an empty store.
@@ -60,6 +62,7 @@ public actor MemoryMessageStore: MessageStore {
             throw StoreError.conflict("command '\(command.id)' already exists")
         }
         commandsByID[command.id] = command
+        insertion[command.id] = insertion.count
         historyByCommand[command.id] = [.created(command)]
         if let key = command.idempotencyKey { idempotency[command.device + "\u{0}" + key] = command.id }
         committed()
@@ -71,11 +74,12 @@ public actor MemoryMessageStore: MessageStore {
     public func history(command: String) -> [TransitionRecord] { historyByCommand[command] ?? [] }
 
     public func commands(_ query: CommandQuery) -> [CommandRecord] {
-        commandsByID.values.filter { record in
+        let before = query.before.map { insertion[$0] ?? -1 }
+        return commandsByID.values.filter { record in
             (query.device == nil || record.device == query.device)
                 && (query.state == nil || record.state == query.state)
-                && (query.before == nil || record.id < query.before!)
-        }.sorted { $0.id > $1.id }.prefix(query.limit).map { $0 }
+                && (before == nil || insertion[record.id]! < before!)
+        }.sorted { insertion[$0.id]! > insertion[$1.id]! }.prefix(query.limit).map { $0 }
     }
 
     public func cancel(command id: String, at now: Timestamp, reason: String?) -> CancelResult {
@@ -118,7 +122,7 @@ public actor MemoryMessageStore: MessageStore {
         let candidates = commandsByID.values.filter {
             $0.device == input.device && $0.state == .queued && $0.expiresAt > input.now
                 && ($0.notBefore ?? input.now) <= horizon
-        }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        }.sorted { ($0.createdAt, insertion[$0.id]!) < ($1.createdAt, insertion[$1.id]!) }
         let plan = LifecyclePlanner.planExchange(input, referenced: referenced, candidates: candidates)
         let changes = plan.changesCommands || !newlyStored.isEmpty
         // Build the memo before committing anything, as a database store does inside its

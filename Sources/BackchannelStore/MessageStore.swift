@@ -34,7 +34,7 @@ public protocol MessageStore: Sendable {
     func command(id: String) async throws -> CommandRecord?
     /// A command's history, oldest first.
     func history(command: String) async throws -> [TransitionRecord]
-    /// Commands matching the query, newest first.
+    /// Commands matching the query, newest (most recently submitted) first.
     func commands(_ query: CommandQuery) async throws -> [CommandRecord]
     /// Applies an operator cancellation.
     func cancel(command: String, at now: Timestamp, reason: String?) async throws -> CancelResult
@@ -93,7 +93,7 @@ public enum CancelResult: Sendable, Hashable {
 public struct CommandQuery: Sendable, Hashable {
     public var device: String?
     public var state: MessageState?
-    /// Return commands with ids before this one (ids are time-ordered).
+    /// Return commands submitted before the command with this id (a page cursor).
     public var before: String?
     public var limit: Int
 

@@ -23,7 +23,9 @@ public struct LastSeenFlusher: Service {
                 await hub.flushLastSeen()
             }
         }
-        await hub.flushLastSeen()
+        // The final flush must run to completion even though this service is being stopped:
+        // an unstructured task does not inherit the cancellation.
+        await Task { await hub.flushLastSeen() }.value
     }
 }
 
@@ -34,6 +36,8 @@ extension Hub {
         guard !batch.isEmpty else { return }
         do {
             try await store.recordLastSeen(batch)
+        } catch is CancellationError {
+            directory.restoreUnflushed(batch)
         } catch {
             directory.restoreUnflushed(batch)
             logger.warning("last-seen flush failed; will retry", metadata: ["error": "\(error)"])
