@@ -334,7 +334,8 @@ public actor Agent {
         for request in response.requests { try receive(request) }
         if response.superseded == true { stats.superseded += 1 }
 
-        if response.more { return 0 }
+        // More work waits; take it at once if there is room (a finishing command polls anyway).
+        if response.more && running.count < configuration.concurrency { return 0 }
         if !response.requests.isEmpty {
             // Give quick commands a moment so their ack and result travel together.
             return 0.2

@@ -56,6 +56,9 @@ public struct HubError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
+        if status == .unauthorized {
+            headers[.wwwAuthenticate] = "Bearer"
+        }
         if let retryAfter = body.retryAfter {
             headers[.retryAfter] = String(Int(retryAfter.rounded(.up)))
         }

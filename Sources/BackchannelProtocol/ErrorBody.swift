@@ -34,6 +34,8 @@ public enum ErrorCode {
     public static let sequenceConflict = "sequence_conflict"
     /// 409: the resource already exists, or is in a state that forbids the operation.
     public static let conflict = "conflict"
+    /// 415: the body is not in a media type the endpoint takes.
+    public static let unsupportedMediaType = "unsupported_media_type"
     /// 413: the body exceeds the hub's limit.
     public static let tooLarge = "too_large"
     /// 429: too many requests; see `Retry-After`.

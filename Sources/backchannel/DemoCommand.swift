@@ -46,6 +46,7 @@ struct DemoCommand: AsyncParsableCommand {
         fleetConfiguration.longPoll = longPoll
         let fleet = FleetService(configuration: fleetConfiguration, urls: urls, logger: Logger(label: "backchannel.sim"))
         print("starting the demo hub (data in \(running.dataDirectory.path)) …")
+        fflush(nil)
         try await running.serve(extraServices: [fleet]) { url in
             announce.yield(url)
             announce.finish()
@@ -83,6 +84,7 @@ struct FleetService: Service {
             Press Ctrl-C to stop.
             """
         )
+        fflush(nil)
         await cancelWhenGracefulShutdown {
             await fleet.run()
         }

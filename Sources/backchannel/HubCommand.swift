@@ -89,6 +89,7 @@ struct HubCommand: AsyncParsableCommand {
             print("backchannel hub listening on \(url)")
             print("  data:  \(running.dataDirectory.path)")
             print("  token: \(running.tokenSource)")
+            fflush(nil)
         }
     }
 }

@@ -148,4 +148,46 @@ import Testing
         let none = try await h.poll(makePoll("m1", seq: 3, accept: 0), token: token)
         #expect(none.requests.isEmpty)
     }
+
+    @Test func aCommandSentToAHeldPollIsStampedWhenItIsSent() async throws {
+        let h = try HubHarness { $0.leaseSeconds = 20 }
+        let token = try await h.provision("m1")
+        let held = Task { try await h.poll(makePoll("m1", seq: 1, wait: 30), token: token) }
+        try await waitUntil("the poll is held") { h.hub.metrics.snapshot.heldPolls == 1 }
+        h.clock.advance(seconds: 15)  // the poll has been held for a while
+        let command = try await h.submit("ping", to: "m1")
+        let response = try await held.value
+        #expect(response.requests.map(\.id) == [command.id])
+        let view = try await h.hub.command(command.id)
+        let dispatch = try #require(view.history?.first { $0.event == "dispatch" })
+        #expect(dispatch.at == h.clock.now(), "dispatched now, not when the poll arrived")
+        #expect(dispatch.at >= view.createdAt)
+        #expect(view.leaseExpiresAt == h.clock.now().adding(seconds: 20), "the full lease from the moment it is sent")
+    }
+
+    @Test func cancelNoticesSurviveAHeldPollThatCarriedData() async throws {
+        let h = try HubHarness(systemClock: true)
+        let token = try await h.provision("m1")
+        let command = try await h.submit("relay", to: "m1") { $0.args = ["state": "open"] }
+        #expect(try await h.poll(makePoll("m1", seq: 1), token: token).requests.count == 1)
+        _ = try await h.hub.cancel(command.id, reason: nil)
+        // The next poll carries a reading and waits; no work arrives, but the notice must.
+        let response = try await h.poll(makePoll("m1", seq: 2, uplink: [reading("r1")], wait: 0.2), token: token)
+        #expect(response.cancel == [command.id])
+        #expect(response.stored == ["r1"])
+        #expect(try await h.poll(makePoll("m1", seq: 3), token: token).cancel.isEmpty)
+    }
+
+    @Test func moreIsTrueWhenWorkWaitsForADeviceThatAcceptsNone() async throws {
+        let h = try HubHarness()
+        let token = try await h.provision("m1")
+        try await h.submit("ping", to: "m1")
+        let busy = try await h.poll(makePoll("m1", seq: 1, accept: 0), token: token)
+        #expect(busy.requests.isEmpty)
+        #expect(busy.more)
+        #expect(busy.nextPollAfter > 0, "a device taking no work is not told to poll again at once")
+        let withData = try await h.poll(makePoll("m1", seq: 2, uplink: [reading("r")], accept: 0), token: token)
+        #expect(withData.more)
+        #expect(withData.nextPollAfter > 0)
+    }
 }

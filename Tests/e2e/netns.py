@@ -267,11 +267,12 @@ except OSError as e:
 
 # Runs inside the namespace: one HTTP GET (no proxies), prints status, then body.
 _HTTP_PROBE = r"""
-import sys, urllib.request, urllib.error
+import json, sys, urllib.request, urllib.error
 url, timeout = sys.argv[1], float(sys.argv[2])
+headers = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 try:
-    with opener.open(url, timeout=timeout) as r:
+    with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
         status, body = r.status, r.read()
 except urllib.error.HTTPError as e:
     status, body = e.code, e.read()
@@ -320,10 +321,13 @@ def wait_tcp(ns: str, host: str, port: int, timeout: float = 10.0,
         time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
 
 
-def http_get(ns: str, url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    """HTTP GET `url` from inside `ns` (no proxies). Returns (status, body);
-    raises NetnsError if no HTTP response arrives within `timeout`."""
-    cp = run(ns, [sys.executable, "-c", _HTTP_PROBE, url, str(timeout)],
+def http_get(ns: str, url: str, timeout: float = 5.0,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """HTTP GET `url` from inside `ns` (no proxies), with optional extra
+    request `headers` (e.g. Authorization). Returns (status, body); raises
+    NetnsError if no HTTP response arrives within `timeout`."""
+    import json
+    cp = run(ns, [sys.executable, "-c", _HTTP_PROBE, url, str(timeout), json.dumps(headers or {})],
              timeout=timeout + 15, check=False, text=False)
     if cp.returncode != 0:
         err = cp.stderr.decode(errors="replace").strip().splitlines()
@@ -548,8 +552,9 @@ class Topology:
     def tcp_connect_fails(self, name: str, host: str, port: int, timeout: float = 2.0) -> bool:
         return tcp_connect_fails(self.ns(name), host, port, timeout)
 
-    def http_get(self, name: str, url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-        return http_get(self.ns(name), url, timeout)
+    def http_get(self, name: str, url: str, timeout: float = 5.0,
+                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        return http_get(self.ns(name), url, timeout, headers=headers)
 
     def install_site_firewall(self, site: str) -> None:
         install_site_firewall(self.ns(site))

@@ -103,13 +103,17 @@ extension Hub {
     private func answer(_ context: PollContext) async throws -> Data {
         var stored: [String] = []
         if !context.request.carriesNoData {
-            let (response, dispatchedAny, storedIDs) = try await exchange(context, accept: context.accept)
-            if dispatchedAny || context.request.wait <= 0 || context.accept == 0 {
-                return response
+            let sent = try await exchange(context, accept: context.accept)
+            if sent.dispatched || context.request.wait <= 0 || context.accept == 0 {
+                return final(context, sent)
             }
-            stored = storedIDs
+            // Held below; the answer sent at the end carries the cancel notices instead.
+            stored = sent.stored
         }
-        guard context.accept > 0 else { return remember(context, empty(context, stored: stored)) }
+        guard context.accept > 0 else {
+            let work = try await pendingWork(context.device, now: clock.now())
+            return remember(context, empty(context, stored: stored, more: work.dueNow))
+        }
 
         let wantsWait = context.request.wait > 0
         var wakeup = Wakeup()
@@ -170,73 +174,72 @@ extension Hub {
         dispatchContext.request.acks = []
         dispatchContext.request.results = []
         dispatchContext.request.uplink = []
-        let (response, _, _) = try await exchange(dispatchContext, accept: context.accept, alreadyStored: stored)
-        return response
+        return final(context, try await exchange(dispatchContext, accept: context.accept, alreadyStored: stored))
+    }
+
+    /// What one store exchange produced.
+    private struct Sent {
+        var response: Data
+        var dispatched: Bool
+        var stored: [String]
+        var cancels: [String]
+    }
+
+    /// Marks an exchange's response as the one sent: its cancel notices are delivered.
+    private func final(_ context: PollContext, _ sent: Sent) -> Data {
+        if !sent.cancels.isEmpty {
+            let delivered = Set(sent.cancels)
+            directory.update(context.device) { $0.pendingCancels.removeAll(where: delivered.contains) }
+        }
+        return sent.response
     }
 
     /// Runs one store exchange and builds (and remembers) the response.
-    private func exchange(
-        _ context: PollContext, accept: Int, alreadyStored: [String] = []
-    ) async throws -> (response: Data, dispatched: Bool, stored: [String]) {
+    ///
+    /// Transitions carry the time of the exchange, not of the poll's arrival: a command
+    /// dispatched to a poll held for a while gets its full lease from the moment it is sent.
+    private func exchange(_ context: PollContext, accept: Int, alreadyStored: [String] = []) async throws -> Sent {
         let input = ExchangeInput(
-            device: context.device, now: context.receivedAt, uplink: context.request.uplink,
+            device: context.device, now: clock.now(), uplink: context.request.uplink,
             acks: context.request.acks, results: context.request.results, accept: accept,
             leaseSeconds: configuration.leaseSeconds, dispatchLeadSeconds: configuration.dispatchLead
         )
-        let cancels = directory.update(context.device) { session -> [String] in
-            defer { session.pendingCancels = [] }
-            return session.pendingCancels
-        } ?? []
+        let cancels = directory.snapshot(context.device)?.pendingCancels ?? []
         let stored = alreadyStored + context.request.uplink.map(\.id)
         let builder = ResponseBuilder(hub: self, context: context, stored: stored, cancels: cancels)
-        let outcome: ExchangeOutcome
-        do {
-            outcome = try await store.exchange(input) { plan in
-                ExchangeMemo(seq: context.request.seq, requestHash: context.requestHash, response: try builder.build(plan))
-            }
-        } catch {
-            directory.update(context.device) { $0.pendingCancels = cancels + $0.pendingCancels }
-            throw error
+        let outcome = try await store.exchange(input) { plan in
+            ExchangeMemo(seq: context.request.seq, requestHash: context.requestHash, response: try builder.build(plan))
         }
         // Send exactly the bytes stored as the memo, so a retry after a restart matches.
         let response = try outcome.memo?.response ?? builder.build(outcome.plan)
         _ = remember(context, response)
         directory.forgetWork(context.device)
         record(outcome, context)
-        return (response, !outcome.plan.dispatched.isEmpty, stored)
+        return Sent(response: response, dispatched: !outcome.plan.dispatched.isEmpty, stored: stored, cancels: cancels)
     }
 
     /// Builds response bodies for one poll; a value type so the store may call it inside its
-    /// transaction. The same plan always yields the same bytes.
+    /// transaction.
     private struct ResponseBuilder: Sendable {
         let hub: Hub
         let context: PollContext
         let stored: [String]
         let cancels: [String]
-        let sentAt: Timestamp
-        let nextPollAfter: Double
 
-        init(hub: Hub, context: PollContext, stored: [String], cancels: [String]) {
-            self.hub = hub
-            self.context = context
-            self.stored = stored
-            self.cancels = cancels
-            self.sentAt = hub.clock.now()
-            self.nextPollAfter = hub.jitteredInterval()
-        }
-
+        /// Encodes the response; `sentAt` is read here, as late as possible before sending.
         func build(_ plan: ExchangePlan) throws -> Data {
+            let pollAgainNow = plan.more && context.accept > 0
             let response = PollResponse(
-                seq: context.request.seq, receivedAt: context.receivedAt, sentAt: sentAt, stored: stored,
+                seq: context.request.seq, receivedAt: context.receivedAt, sentAt: hub.clock.now(), stored: stored,
                 requests: plan.dispatched.map(\.logicalRequest), cancel: cancels, more: plan.more,
-                nextPollAfter: plan.more ? 0 : nextPollAfter, ackWithin: hub.configuration.leaseSeconds
+                nextPollAfter: pollAgainNow ? 0 : hub.jitteredInterval(), ackWithin: hub.configuration.leaseSeconds
             )
             return try WireJSON.encode(response)
         }
     }
 
     /// An answer with no new work.
-    private func empty(_ context: PollContext, stored: [String], superseded: Bool? = nil) -> Data {
+    private func empty(_ context: PollContext, stored: [String], superseded: Bool? = nil, more: Bool = false) -> Data {
         let cancels =
             directory.update(context.device) { session -> [String] in
                 defer { session.pendingCancels = [] }
@@ -247,7 +250,7 @@ extension Hub {
         }
         let response = PollResponse(
             seq: context.request.seq, receivedAt: context.receivedAt, sentAt: clock.now(), stored: stored,
-            cancel: cancels, nextPollAfter: jitteredInterval(), ackWithin: configuration.leaseSeconds,
+            cancel: cancels, more: more, nextPollAfter: jitteredInterval(), ackWithin: configuration.leaseSeconds,
             superseded: superseded
         )
         return (try? WireJSON.encode(response)) ?? Data("{}".utf8)

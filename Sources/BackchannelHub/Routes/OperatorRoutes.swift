@@ -19,23 +19,23 @@ extension Hub {
             return try jsonResponse(try await self.devices(cursor: request.query("cursor"), limit: limit))
         }
         api.get("devices/:id") { _, context -> Response in
-            try jsonResponse(try await self.device(try context.parameters.require("id")))
+            try jsonResponse(try await self.device(try context.pathID()))
         }
         api.post("devices/:id/token") { _, context -> Response in
-            try jsonResponse(try await self.rotateToken(device: try context.parameters.require("id")))
+            try jsonResponse(try await self.rotateToken(device: try context.pathID()))
         }
         api.post("devices/:id/commands") { request, context -> Response in
-            let device = try context.parameters.require("id")
+            let device = try context.pathID()
             let body = try await request.decodeJSON(SubmitCommandRequest.self, limit: bodyLimit)
             let (command, created) = try await self.submit(body, to: device)
             return try jsonResponse(command, status: created ? .created : .ok)
         }
         api.get("devices/:id/commands") { request, context -> Response in
-            let device = try context.parameters.require("id")
+            let device = try context.pathID()
             return try jsonResponse(try await self.commands(device: device, request: request))
         }
         api.get("devices/:id/uplink") { request, context -> Response in
-            let device = try context.parameters.require("id")
+            let device = try context.pathID()
             let limit = try request.intQuery("limit", default: 100, range: 1...1000)
             var kind: UplinkKind?
             if let text = request.query("kind") {
@@ -55,12 +55,12 @@ extension Hub {
             try jsonResponse(try await self.commands(device: request.query("device"), request: request))
         }
         api.get("commands/:id") { request, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.pathID()
             let wait = try request.secondsQuery("wait", range: 0...self.configuration.maxWait) ?? 0
             return try jsonResponse(try await self.command(id, waitingUpTo: wait))
         }
         api.post("commands/:id/cancel") { request, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.pathID()
             var reason: String?
             let body = try await request.collectBody(limit: bodyLimit)
             if !body.isEmpty {
@@ -93,4 +93,13 @@ extension Hub {
 /// Body of `POST /v1/commands/{id}/cancel` (optional).
 struct CancelCommandRequest: Codable {
     var reason: String?
+}
+
+extension BasicRequestContext {
+    /// The `:id` path segment, percent-decoded (device ids may contain `:`, which clients
+    /// may send as `%3A`).
+    func pathID() throws -> String {
+        let raw = try parameters.require("id")
+        return raw.removingPercentEncoding ?? raw
+    }
 }

@@ -10,7 +10,7 @@ extension Hub {
         router.post("/v1/poll") { request, _ -> Response in
             if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
                 throw HubError(
-                    .unsupportedMediaType, ErrorCode.malformed, "Content-Type must be application/json"
+                    .unsupportedMediaType, ErrorCode.unsupportedMediaType, "Content-Type must be application/json"
                 )
             }
             let body = try await request.collectBody(limit: self.configuration.maxBodyBytes)
