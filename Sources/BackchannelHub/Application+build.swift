@@ -29,8 +29,8 @@ public func buildApplication(
 }
 
 /// The hub's router, for tests that drive it without a socket.
-public func buildRouter(hub: Hub) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+public func buildRouter(hub: Hub) -> Router<HubRequestContext> {
+    let router = Router(context: HubRequestContext.self)
     router.add(middleware: ErrorMiddleware())
     router.get("/healthz") { _, _ -> Response in
         try jsonResponse(["status": "ok"])

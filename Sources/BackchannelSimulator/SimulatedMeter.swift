@@ -34,9 +34,17 @@ public final class SimulatedMeter: Sendable {
         self.id = configuration.deviceID
         self.model = model
         self.log = log
+        self.relayFile = configuration.stateDirectory.appendingPathComponent("relay-state")
         self.agent = try Agent(configuration: configuration, client: client, logger: logger)
+        // The relay keeps its position across restarts, as a real one does.
+        if let saved = try? String(contentsOf: relayFile, encoding: .utf8) {
+            _ = model.setRelay(closed: saved.trimmingCharacters(in: .whitespacesAndNewlines) != "open")
+        }
         await registerHandlers()
     }
+
+    /// Where the relay position is kept.
+    private let relayFile: URL
 
     /// Runs the agent and the periodic readings until cancelled.
     public func run() async {
@@ -61,6 +69,7 @@ public final class SimulatedMeter: Sendable {
     private func registerHandlers() async {
         let model = self.model
         let agent = self.agent
+        let relayFile = self.relayFile
         await handle("read") { _ in .succeeded(model.sample()) }
         await handle("ping") { request in
             .succeeded([
@@ -84,6 +93,7 @@ public final class SimulatedMeter: Sendable {
             default: throw InvalidArguments("relay needs {\"state\": \"open\" | \"close\"}")
             }
             let changed = model.setRelay(closed: close)
+            try Data((close ? "closed" : "open").utf8).write(to: relayFile, options: .atomic)
             let state: JSONValue = .string(close ? "closed" : "open")
             if changed { try? await agent.emit(.event, name: "relay.changed", data: ["relay": state]) }
             return .succeeded(["relay": state, "changed": .bool(changed)])

@@ -74,6 +74,7 @@ struct SimulateCommand: AsyncParsableCommand {
             throw CLIError("cannot start the simulator: \(error)")
         }
         print("simulating \(devices) meters against \(hub); executions logged to \(fleet.log.url.path); Ctrl-C to stop")
+        fflush(nil)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: RunFleet(fleet: fleet))], gracefulShutdownSignals: [.sigterm, .sigint],

@@ -6,7 +6,7 @@ import NIOCore
 
 extension Hub {
     /// The operator API under `/v1`, guarded by the operator token.
-    func addOperatorRoutes(to router: Router<BasicRequestContext>) {
+    func addOperatorRoutes(to router: Router<HubRequestContext>) {
         let api = router.group("v1").add(middleware: OperatorAuthMiddleware(tokenHash: configuration.operatorTokenHash))
         let bodyLimit = 256 * 1024
 
@@ -93,13 +93,4 @@ extension Hub {
 /// Body of `POST /v1/commands/{id}/cancel` (optional).
 struct CancelCommandRequest: Codable {
     var reason: String?
-}
-
-extension BasicRequestContext {
-    /// The `:id` path segment, percent-decoded (device ids may contain `:`, which clients
-    /// may send as `%3A`).
-    func pathID() throws -> String {
-        let raw = try parameters.require("id")
-        return raw.removingPercentEncoding ?? raw
-    }
 }

@@ -6,7 +6,7 @@ import NIOCore
 
 extension Hub {
     /// `POST /v1/poll`: the device endpoint.
-    func addPollRoutes(to router: Router<BasicRequestContext>) {
+    func addPollRoutes(to router: Router<HubRequestContext>) {
         router.post("/v1/poll") { request, _ -> Response in
             if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
                 throw HubError(
