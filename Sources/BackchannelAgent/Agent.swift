@@ -44,6 +44,7 @@ public actor Agent {
         var acks: [String]
         var resultIDs: [String]
         var uplinkIDs: [String]
+        var presence: PresenceReport?
         var attempts: Int
     }
 
@@ -308,7 +309,6 @@ public actor Agent {
             device: configuration.deviceID, seq: seq, sentAt: clock.deviceNow(), acks: acks, results: results,
             uplink: uplink, presence: presenceDirty ? presence : nil, accept: accept, wait: wait
         )
-        presenceDirty = false
         let body: Data
         do {
             body = try WireJSON.encode(request)
@@ -317,7 +317,7 @@ public actor Agent {
         }
         return InFlight(
             seq: seq, body: body, wait: wait, acks: acks, resultIDs: results.map(\.id), uplinkIDs: uplink.map(\.id),
-            attempts: 0
+            presence: request.presence, attempts: 0
         )
     }
 
@@ -329,6 +329,8 @@ public actor Agent {
         try ledger.markReported(reported)
         let acked = Set(sent.acks)
         pendingAcks.removeAll { acked.contains($0) }
+        // Presence counts as declared only once a hub answered the poll that carried it.
+        if let declared = sent.presence, declared == presence { presenceDirty = false }
         stats.delivered += response.stored.count
         for id in response.cancel { cancelIfNotStarted(id) }
         for request in response.requests { try receive(request) }

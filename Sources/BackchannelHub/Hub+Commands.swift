@@ -147,7 +147,8 @@ extension Hub {
                 .commandTransition, at: record.updatedAt, device: record.device, command: record.id, state: .canceled,
                 detail: "cancel"
             )
-            return try await command(id)
+            // The cancellation is committed: answer with it even if the history cannot be read.
+            return record.view(history: try? await store.history(command: id))
         }
     }
 

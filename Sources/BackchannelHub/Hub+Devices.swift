@@ -33,7 +33,9 @@ extension Hub {
         let token = Credentials.makeToken()
         let hash = Credentials.hash(token)
         do {
-            guard try await store.setTokenHash(hash, device: id), let record = try await store.device(id: id) else {
+            // Read first: once the new hash is committed, nothing may fail before the token is
+            // returned, or the device would be locked out with a token nobody has.
+            guard let record = try await store.device(id: id), try await store.setTokenHash(hash, device: id) else {
                 throw HubError.unknownDevice(id)
             }
             directory.setTokenHash(id, hash)

@@ -2,6 +2,8 @@
 ///
 /// ```
 /// QUEUED → DISPATCHED → ACKED → SUCCEEDED | FAILED | REJECTED
+/// DISPATCHED → QUEUED                (lease lapsed: redelivered)
+/// DISPATCHED → FAILED                (lease lapsed on the last attempt: undeliverable)
 /// QUEUED | DISPATCHED → EXPIRED      (not acknowledged by expiresAt)
 /// ACKED → TIMED_OUT                  (no result within the execution timeout)
 /// QUEUED | DISPATCHED | ACKED → CANCELED

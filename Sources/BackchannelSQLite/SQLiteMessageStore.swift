@@ -299,17 +299,16 @@ public final class SQLiteMessageStore: MessageStore {
     }
 
     public func sweep(at now: Timestamp, limit: Int) async throws -> ExchangePlan {
-        try await write { db in
-            let ms = now.milliseconds
+        let ms = now.milliseconds
+        // Most sweeps find nothing due: a read, which does not take the write lock.
+        let anyDue = try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM commands WHERE \(Self.dueCondition) LIMIT 1", arguments: [ms]) == true
+        }
+        guard anyDue else { return ExchangePlan() }
+        return try await write { db in
             let due = try Row.fetchAll(
                 db,
-                sql: """
-                    SELECT * FROM commands WHERE
-                      (state IN ('QUEUED', 'DISPATCHED') AND expires_at <= ?1)
-                      OR (state = 'DISPATCHED' AND lease_expires_at <= ?1)
-                      OR (state = 'ACKED' AND result_deadline <= ?1)
-                    ORDER BY id LIMIT ?2
-                    """,
+                sql: "SELECT * FROM commands WHERE \(Self.dueCondition) ORDER BY id LIMIT ?2",
                 arguments: [ms, limit]
             ).map(Self.command(from:))
             let plan = LifecyclePlanner.planSweep(due, now: now)
@@ -317,6 +316,13 @@ public final class SQLiteMessageStore: MessageStore {
             return (plan, plan.changesCommands)
         }
     }
+
+    /// Commands with a deadline at or before `?1`.
+    private static let dueCondition = """
+        ((state IN ('QUEUED', 'DISPATCHED') AND expires_at <= ?1)
+          OR (state = 'DISPATCHED' AND lease_expires_at <= ?1)
+          OR (state = 'ACKED' AND result_deadline <= ?1))
+        """
 
     public func nextDeadline() async throws -> Timestamp? {
         try await pool.read { db in

@@ -154,12 +154,9 @@ public final class SimulatorFleet: Sendable {
         } catch let error as OperatorClientError where error.status == 409 {
             provisioned = try await api.rotateToken(device: id)
         }
-        let directory = configuration.stateDirectory.appendingPathComponent(id)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let file = directory.appendingPathComponent("credentials.json")
+        let file = configuration.stateDirectory.appendingPathComponent(id).appendingPathComponent("credentials.json")
         let saved = SavedCredentials(hub: configuration.hubURL, device: id, token: provisioned.token)
-        try WireJSON.encode(saved).write(to: file, options: .atomic)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        try SecretFile.write(try WireJSON.encode(saved), to: file)
         return provisioned.token
     }
 }

@@ -4,7 +4,7 @@ public import BackchannelProtocol
 public struct ExchangeInput: Sendable {
     /// The device the poll came from (already authenticated).
     public var device: String
-    /// The hub's receive time; every transition in the exchange carries it.
+    /// The time of the exchange; every transition in it carries this time.
     public var now: Timestamp
     /// Uplink items to store, each at most once per (device, id).
     public var uplink: [UplinkItem]

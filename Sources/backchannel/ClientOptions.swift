@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackchannelAgent
 import BackchannelClient
 import BackchannelProtocol
 import Foundation
@@ -88,9 +89,7 @@ enum SavedCredentials {
             contents = existing
         }
         contents.hubs[normalize(hubURL)] = token
-        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try WireJSON.encoder(pretty: true).encode(contents).write(to: file, options: .atomic)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        try SecretFile.write(try WireJSON.encoder(pretty: true).encode(contents), to: file)
     }
 
     static func normalize(_ url: String) -> String {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackchannelAgent
 import BackchannelHub
 import BackchannelProtocol
 import BackchannelSQLite
@@ -17,7 +18,10 @@ struct HubOptions: ParsableArguments {
     @Option(help: "TCP port (0 picks a free one).")
     var port = 8080
 
-    @Option(name: .customLong("data-dir"), help: "Directory for the SQLite database and the operator token.")
+    @Option(
+        name: .customLong("data-dir"),
+        help: "Directory for the SQLite database and the operator token (default: ./backchannel-data; the demo's: ./backchannel-demo)."
+    )
     var dataDirectory: String?
 
     @Option(help: "Seconds between polls asked of idle devices.")
@@ -63,9 +67,6 @@ struct HubOptions: ParsableArguments {
         return configuration
     }
 }
-
-
-
 
 /// `backchannel hub`: run the hub.
 struct HubCommand: AsyncParsableCommand {
@@ -135,8 +136,7 @@ struct RunningHub {
         }
         let token = Credentials.makeToken()
         do {
-            try Data((token + "\n").utf8).write(to: file, options: .atomic)
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+            try SecretFile.write(Data((token + "\n").utf8), to: file)
         } catch {
             throw CLIError("cannot save the operator token in \(file.path): \(error.localizedDescription)")
         }

@@ -144,10 +144,14 @@ import Testing
         // The hub has seen sequence numbers up to 5000 from this device.
         _ = try await h.poll(makePoll("m1", seq: 5000, uplink: [reading("old")]), token: token)
         let agent = try Self.agent(live, "m1", token: token, directory: Self.temporaryDirectory(), longPoll: 0)
+        let declared = PresenceReport(state: .restricted, note: "critical process online, offline at 13:03")
+        await agent.declare(declared)
         try await agent.emit(.reading, name: "meter", data: ["n": 1])
         #expect(try await agent.exchange() == 0, "409 makes the agent jump its counter and poll again")
         _ = try await agent.exchange()
         #expect(await agent.outboxCount == 0)
+        // The presence declared in the refused poll was sent again with the accepted one.
+        #expect(try await h.hub.device("m1").presence == declared)
         await live.stop()
     }
 }

@@ -57,8 +57,11 @@ import Testing
             #expect(response.status == .contentTooLarge)
             #expect(try Self.error(response).code == ErrorCode.tooLarge)
 
+            let rejectedBefore = h.hub.metrics.snapshot.rejectedPolls
             response = try await Self.post(client, valid, token: token, contentType: "text/plain")
             #expect(response.status == .unsupportedMediaType)
+            #expect(try Self.error(response).code == ErrorCode.unsupportedMediaType)
+            #expect(h.hub.metrics.snapshot.rejectedPolls == rejectedBefore + 1, "refused polls are counted")
 
             response = try await Self.post(client, valid, token: token)
             #expect(response.status == .ok)

@@ -152,11 +152,8 @@ extension Hub {
             case .shutdown:
                 return remember(context, empty(context, stored: stored))
             case .work, .timeout:
-                let now = clock.now()
-                work = try await pendingWork(context.device, now: now)
-                if work.dueNow { return try await dispatchOnly(context, stored: stored) }
-                let hasCancels = directory.snapshot(context.device).map { !$0.pendingCancels.isEmpty } ?? false
-                if hasCancels || now >= deadline { return remember(context, empty(context, stored: stored)) }
+                // Re-arm before looking at the queue, as on the first hold: work submitted
+                // while we look then signals the new wake-up instead of being missed.
                 wakeup = Wakeup()
                 lanes.release(context.device)
                 holding = lanes.hold(context.device, wakeup)
@@ -164,6 +161,11 @@ extension Hub {
                     metrics.supersededPolls.add(1, ordering: .relaxed)
                     return remember(context, empty(context, stored: stored, superseded: true))
                 }
+                let now = clock.now()
+                work = try await pendingWork(context.device, now: now)
+                if work.dueNow { return try await dispatchOnly(context, stored: stored) }
+                let hasCancels = directory.snapshot(context.device).map { !$0.pendingCancels.isEmpty } ?? false
+                if hasCancels || now >= deadline { return remember(context, empty(context, stored: stored)) }
             }
         }
     }
@@ -210,7 +212,8 @@ extension Hub {
         let outcome = try await store.exchange(input) { plan in
             ExchangeMemo(seq: context.request.seq, requestHash: context.requestHash, response: try builder.build(plan))
         }
-        // Send exactly the bytes stored as the memo, so a retry after a restart matches.
+        // Send exactly the bytes stored as the memo. (When this poll is then held and ends
+        // empty, the answer sent differs from the memo only in its timestamps.)
         let response = try outcome.memo?.response ?? builder.build(outcome.plan)
         _ = remember(context, response)
         directory.forgetWork(context.device)

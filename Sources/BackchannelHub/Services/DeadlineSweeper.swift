@@ -5,7 +5,7 @@ public import ServiceLifecycle
 
 /// Applies command deadlines: lease lapses (redelivery), expiry and execution timeouts.
 ///
-/// Each sweep is one read; a transaction is written only when a deadline has passed.
+/// Each sweep is one read; a write transaction is taken only when a deadline has passed.
 public struct DeadlineSweeper: Service {
     let hub: Hub
 
