@@ -33,6 +33,8 @@ public actor Agent {
     private var presenceDirty: Bool
     private var recovered = false
     private let signal = AgentSignal()
+    /// The hub's default limits: what the agent checks before it queues anything.
+    private let limits = PollLimits()
     /// Counters for tests and status output.
     public private(set) var stats = AgentStats()
 
@@ -77,7 +79,18 @@ public actor Agent {
     }
 
     /// Queues uplink items durably and asks for a poll at once.
+    ///
+    /// Throws ``ValidationFailure`` for an item the hub would refuse (bad id or name, data too
+    /// deep, too long or too large): it is never queued, so it cannot block later ones.
     public func send(_ items: [UplinkItem]) throws {
+        for (index, item) in items.enumerated() {
+            try item.validate(limits, field: "items[\(index)]")
+            let size = try WireJSON.encode(item).count
+            guard size <= configuration.maxItemBytes else {
+                throw ValidationFailure(
+                    field: "items[\(index)]", reason: "\(size) bytes exceed \(configuration.maxItemBytes)")
+            }
+        }
         try outbox.add(items)
         activity()
     }
@@ -90,8 +103,9 @@ public actor Agent {
         return id
     }
 
-    /// Declares a new presence, sent with the next poll.
-    public func declare(_ presence: PresenceReport) {
+    /// Declares a new presence, sent with the next poll (and again until a hub accepts it).
+    public func declare(_ presence: PresenceReport) throws(ValidationFailure) {
+        try presence.validate(limits)
         self.presence = presence
         presenceDirty = true
         activity()
@@ -172,7 +186,9 @@ public actor Agent {
                     if delay > 0 && !localActivity { _ = await signal.wait(seconds: delay) }
                 } catch let error as AgentError {
                     failures += 1
-                    await pause(backoff.delay(failures: failures, retryAfter: error.retryAfter), after: error.description, failures: failures)
+                    await pause(
+                        backoff.delay(failures: failures, retryAfter: error.retryAfter), after: error.description,
+                        failures: failures)
                 } catch {
                     failures += 1
                     await pause(backoff.delay(failures: failures), after: "\(error)", failures: failures)
@@ -200,10 +216,12 @@ public actor Agent {
             signal.signal()
             return
         }
-        // A long-poll this device superseded: keep what it confirms and any work it carries.
+        // A long-poll this device superseded: keep what it confirms and any work it carries,
+        // and acknowledge that work at once rather than when the current long-poll returns.
         guard abandoned.removeValue(forKey: sent.seq) != nil, case .success(.ok(let response)) = reply else { return }
         do {
             _ = try accept(response, for: sent)
+            if !response.requests.isEmpty || !response.cancel.isEmpty { activity() }
         } catch {
             logger.warning("could not record a superseded poll's reply", metadata: ["error": "\(error)"])
         }
@@ -259,7 +277,8 @@ public actor Agent {
         case .ok(let response):
             inFlight = nil
             guard response.seq == pending.seq else {
-                throw AgentError(status: 200, code: "bad_response", message: "response for seq \(response.seq), sent \(pending.seq)")
+                throw AgentError(
+                    status: 200, code: "bad_response", message: "response for seq \(response.seq), sent \(pending.seq)")
             }
             if pending.attempts == 1 {
                 clock.add(t0: t0, t1: response.receivedAt, t2: response.sentAt, t3: t3)
@@ -275,12 +294,16 @@ public actor Agent {
                 // The hub has seen a higher sequence number (the device lost its counter): jump past it.
                 inFlight = nil
                 try sequence.advance(past: body?.lastSeq ?? pending.seq)
-                logger.warning("sequence number behind the hub's; advanced", metadata: ["backchannel.seq": "\(body?.lastSeq ?? -1)"])
+                logger.warning(
+                    "sequence number behind the hub's; advanced",
+                    metadata: ["backchannel.seq": "\(body?.lastSeq ?? -1)"])
                 return 0
             case 400, 413:
-                // Rejected before anything was stored: rebuild, smaller, next time.
+                // Rejected before anything was stored: rebuild, smaller, next time, without the
+                // item the hub named, so one bad item cannot block the rest.
                 inFlight = nil
                 if status == 413 { stats.shrinkUplink = true }
+                if status == 400 { try quarantine(refusal: body?.message ?? "", in: pending) }
                 throw error
             default:
                 // 429 and 503 were not processed; other failures may have been. Either way the
@@ -290,9 +313,55 @@ public actor Agent {
         }
     }
 
+    /// Moves the item a 400 names (`uplink[i]…`, `results[i]…`, `presence…`) out of the way:
+    /// into `dead-letter.jsonl` in the state directory, for a person to look at.
+    private func quarantine(refusal message: String, in sent: InFlight) throws {
+        func index(after prefix: String) -> Int? {
+            guard message.hasPrefix(prefix) else { return nil }
+            return Int(message.dropFirst(prefix.count).prefix { $0.isNumber })
+        }
+        var dead: [String: JSONValue] = ["reason": .string(message), "at": .string(clock.deviceNow().description)]
+        if let i = index(after: "uplink["), i < sent.uplinkIDs.count {
+            let id = sent.uplinkIDs[i]
+            if let item = outbox.peek(max: outbox.count).first(where: { $0.id == id }) {
+                dead["uplink"] = (try? WireJSON.decode(JSONValue.self, from: WireJSON.encode(item))) ?? .string(id)
+            }
+            try outbox.markDelivered([id])
+        } else if let i = index(after: "results["), i < sent.resultIDs.count {
+            let id = sent.resultIDs[i]
+            dead["result"] = .string(id)
+            resend.removeValue(forKey: id)
+            try ledger.markReported([id])
+        } else if message.hasPrefix("presence") {
+            dead["presence"] = .bool(true)
+            presenceDirty = false
+        } else {
+            return
+        }
+        logger.error(
+            "the hub refused an item; moved to dead-letter.jsonl", metadata: ["backchannel.reason": "\(message)"])
+        stats.deadLettered += 1
+        var line = try WireJSON.encode(JSONValue.object(dead))
+        line.append(0x0A)
+        let url = configuration.stateDirectory.appendingPathComponent("dead-letter.jsonl")
+        if !FileManager.default.fileExists(atPath: url.path) {
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line)
+        try handle.synchronize()
+    }
+
     /// Builds the next physical request from the acks, results, outbox and presence.
     private func prepare() throws -> InFlight {
-        let results = Array((ledger.unreported() + resend.values.sorted { $0.id < $1.id }).prefix(configuration.maxResultsPerPoll))
+        var seenResults = Set<String>()
+        let results = Array(
+            (ledger.unreported() + resend.values.sorted { $0.id < $1.id })
+                .filter { seenResults.insert($0.id).inserted }
+                .prefix(configuration.maxResultsPerPoll)
+        )
         let acks = Array(pendingAcks.prefix(1000 - results.count))
         var uplinkLimit = max(0, min(configuration.maxUplinkPerPoll, 1000 - results.count - acks.count))
         if stats.shrinkUplink {
@@ -353,9 +422,10 @@ public actor Agent {
     private func receive(_ request: LogicalRequest) throws {
         if !pendingAcks.contains(request.id) { pendingAcks.append(request.id) }
         switch ledger.entry(for: request.id) {
-        case .finished(let result, _):
+        case .finished(let result, let reported):
             stats.duplicates += 1
-            resend[request.id] = result
+            // Not yet reported: it goes out with the unreported results anyway.
+            if reported { resend[request.id] = result }
         case .received, .started:
             stats.duplicates += 1
         case nil:
@@ -415,19 +485,44 @@ public actor Agent {
             } catch {
                 reply = .failed(code: OutcomeCode.handlerError, detail: "\(error)")
             }
-            if Task.isCancelled { return }
         } else {
             reply = .rejected(code: OutcomeCode.unknownCommand, detail: "this device has no command '\(request.name)'")
         }
-        let result = LogicalResult(
-            id: request.id, status: reply.status, code: reply.code, retryable: reply.retryable, detail: reply.detail,
-            data: reply.data, finishedAt: clock.hubNow()
+        let result = admissible(
+            LogicalResult(
+                id: request.id, status: reply.status, code: reply.code, retryable: reply.retryable,
+                detail: reply.detail, data: reply.data, finishedAt: clock.hubNow()
+            )
         )
         do {
             try ledger.recordFinished(result)
         } catch {
             logger.error("cannot record result", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// A result the hub will take: an invalid code becomes `handler_error`, a long detail is
+    /// cut, and data too deep or too large is replaced by a `result_too_large` failure.
+    private func admissible(_ result: LogicalResult) -> LogicalResult {
+        var result = result
+        if let code = result.code, !Identifier.isValid(code, maxBytes: 64) {
+            result.detail = "handler reported an invalid code; " + (result.detail ?? "")
+            result.code = OutcomeCode.handlerError
+        }
+        if let detail = result.detail, detail.utf8.count > 4096 {
+            result.detail = String(decoding: Array(detail.utf8.prefix(4000)), as: UTF8.self) + " …(cut)"
+        }
+        let fits =
+            (try? result.validate(limits)) != nil
+            && ((try? WireJSON.encode(result).count).map { $0 <= configuration.maxItemBytes } ?? false)
+        if !fits {
+            return LogicalResult(
+                id: result.id, status: .failed, code: "result_too_large", retryable: false,
+                detail: "the command ran (\(result.status.rawValue)) but its output exceeds the protocol's limits",
+                finishedAt: result.finishedAt
+            )
+        }
+        return result
     }
 
     /// At start-up: interrupted commands become failures (never rerun); received-but-not-started
@@ -460,6 +555,8 @@ public struct AgentStats: Sendable, Hashable {
     public var delivered = 0
     /// Responses that were superseded by a newer poll.
     public var superseded = 0
+    /// Items the hub refused, moved to `dead-letter.jsonl`.
+    public var deadLettered = 0
     /// The last error seen.
     public var lastError: String?
     var shrinkUplink = false

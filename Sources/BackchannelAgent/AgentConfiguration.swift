@@ -20,6 +20,9 @@ public struct AgentConfiguration: Sendable {
     public var maxUplinkPerPoll: Int = 500
     /// Most results per poll.
     public var maxResultsPerPoll: Int = 200
+    /// Largest encoded uplink item or result; larger ones are refused (items) or replaced by
+    /// a `result_too_large` failure (results), so they can never block a poll.
+    public var maxItemBytes: Int = 256 * 1024
     /// First retry delay after an error, in seconds; doubles per failure with full jitter.
     public var backoffBase: Double = 0.5
     /// Longest retry delay, in seconds.

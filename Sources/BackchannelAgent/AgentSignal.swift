@@ -1,73 +1,77 @@
 import Synchronization
 
 /// A reusable wake-up: `signal` makes the current or next `wait` return early.
+///
+/// Each wait has a generation, so the timer of a wait that already ended cannot cut a later
+/// wait short.
 final class AgentSignal: Sendable {
-    private enum State {
-        case idle
-        case pending
-        case waiting(CheckedContinuation<Bool, Never>)
+    private struct State {
+        var pending = false
+        var generation: UInt64 = 0
+        var waiter: CheckedContinuation<Bool, Never>?
     }
 
-    private let state = Mutex<State>(.idle)
+    private let state = Mutex(State())
 
     /// Wakes the waiter, or makes the next wait return at once.
     func signal() {
-        let continuation: CheckedContinuation<Bool, Never>? = state.withLock { state in
-            switch state {
-            case .idle, .pending:
-                state = .pending
+        let waiter: CheckedContinuation<Bool, Never>? = state.withLock { state in
+            guard let waiter = state.waiter else {
+                state.pending = true
                 return nil
-            case .waiting(let continuation):
-                state = .idle
-                return continuation
             }
+            state.waiter = nil
+            return waiter
         }
-        continuation?.resume(returning: true)
+        waiter?.resume(returning: true)
     }
 
     /// Waits up to `seconds`; returns true when signalled, false on timeout or cancellation.
     func wait(seconds: Double) async -> Bool {
-        guard seconds > 0 else { return consumePending() }
+        let generation: UInt64? = state.withLock { state in
+            if state.pending {
+                state.pending = false
+                return nil
+            }
+            state.generation &+= 1
+            return state.generation
+        }
+        guard let generation else { return true }
+        guard seconds > 0 else { return false }
         let timer = Task { [self] in
             try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-            self.timeout()
+            self.expire(generation)
         }
         defer { timer.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let ready: Bool = state.withLock { state in
-                    if case .pending = state {
-                        state = .idle
+                let ready: Bool? = state.withLock { state in
+                    if state.pending {
+                        state.pending = false
                         return true
                     }
-                    state = .waiting(continuation)
-                    return false
+                    guard state.generation == generation else { return false }  // already expired
+                    state.waiter = continuation
+                    return nil
                 }
-                if ready { continuation.resume(returning: true) }
+                if let ready { continuation.resume(returning: ready) }
             }
         } onCancel: {
-            self.timeout()
+            self.expire(generation)
         }
     }
 
-    private func consumePending() -> Bool {
-        state.withLock { state in
-            if case .pending = state {
-                state = .idle
-                return true
+    /// Ends the wait of `generation`, if it is still the one waiting.
+    private func expire(_ generation: UInt64) {
+        let waiter: CheckedContinuation<Bool, Never>? = state.withLock { state in
+            guard state.generation == generation, let waiter = state.waiter else {
+                if state.generation == generation { state.generation &+= 1 }  // ended before it began
+                return nil
             }
-            return false
+            state.waiter = nil
+            state.generation &+= 1
+            return waiter
         }
-    }
-
-    private func timeout() {
-        let continuation: CheckedContinuation<Bool, Never>? = state.withLock { state in
-            if case .waiting(let continuation) = state {
-                state = .idle
-                return continuation
-            }
-            return nil
-        }
-        continuation?.resume(returning: false)
+        waiter?.resume(returning: false)
     }
 }

@@ -14,7 +14,9 @@ public struct CommandReply: Sendable, Hashable {
     public var data: JSONValue?
 
     /// Creates a reply.
-    public init(status: ResultStatus, code: String? = nil, retryable: Bool? = nil, detail: String? = nil, data: JSONValue? = nil) {
+    public init(
+        status: ResultStatus, code: String? = nil, retryable: Bool? = nil, detail: String? = nil, data: JSONValue? = nil
+    ) {
         self.status = status
         self.code = code
         self.retryable = retryable

@@ -1,9 +1,9 @@
 public import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes files that hold credentials: readable by the owner only from the moment they exist.
@@ -37,6 +37,11 @@ public enum SecretFile {
     }
 
     private static func failure(_ operation: String, _ url: URL) -> CocoaError {
-        CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "cannot \(operation) \(url.path): errno \(errno)"])
+        CocoaError(
+            .fileWriteUnknown,
+            userInfo: [
+                NSFilePathErrorKey: url.path,
+                NSLocalizedDescriptionKey: "cannot \(operation) \(url.path): errno \(errno)",
+            ])
     }
 }

@@ -79,7 +79,8 @@ public final class OperatorClient: Sendable {
     /// A command with history; with `wait`, the hub holds the answer until the command is
     /// terminal or the wait ends.
     public func command(_ id: String, wait: Double? = nil) async throws -> CommandView {
-        try await call(.GET, "/v1/commands/\(escape(id))", query: ["wait": wait.map { String($0) }], timeout: (wait ?? 0) + 30)
+        try await call(
+            .GET, "/v1/commands/\(escape(id))", query: ["wait": wait.map { String($0) }], timeout: (wait ?? 0) + 30)
     }
 
     /// One page of commands, newest first.
@@ -110,7 +111,9 @@ public final class OperatorClient: Sendable {
     /// The Prometheus metrics text.
     public func metrics() async throws -> String {
         let (status, data) = try await raw(.GET, "/metrics", body: nil, timeout: 30)
-        guard status == 200 else { throw OperatorClientError(status: status, body: try? WireJSON.decode(ErrorBody.self, from: data)) }
+        guard status == 200 else {
+            throw OperatorClientError(status: status, body: try? WireJSON.decode(ErrorBody.self, from: data))
+        }
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -164,7 +167,8 @@ public final class OperatorClient: Sendable {
         _ method: HTTPMethod, _ path: String, query: [String: String?] = [:], body: Body?, timeout: Double = 30
     ) async throws -> Response {
         let encoded = try body.map { try WireJSON.encode($0) }
-        let (status, data) = try await raw(method, url(path, query: query), body: encoded, timeout: timeout, absolute: true)
+        let (status, data) = try await raw(
+            method, url(path, query: query), body: encoded, timeout: timeout, absolute: true)
         guard (200..<300).contains(status) else {
             throw OperatorClientError(status: status, body: try? WireJSON.decode(ErrorBody.self, from: data))
         }
@@ -196,7 +200,8 @@ public final class OperatorClient: Sendable {
     }
 
     private func escape(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=/?+"))) ?? text
+        text.addingPercentEncoding(
+            withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=/?+"))) ?? text
     }
 }
 

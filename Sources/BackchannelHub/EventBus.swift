@@ -37,7 +37,8 @@ public final class EventBus: Sendable {
 
     /// A stream of events from now on. It ends when the hub shuts down.
     public func subscribe(buffer: Int = 10_000) -> AsyncStream<HubEvent> {
-        let (stream, continuation) = AsyncStream.makeStream(of: HubEvent.self, bufferingPolicy: .bufferingNewest(buffer))
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: HubEvent.self, bufferingPolicy: .bufferingNewest(buffer))
         let id: Int? = state.withLock { state in
             guard !state.closed else { return nil }
             let id = state.nextID

@@ -35,7 +35,8 @@ extension Hub {
     ) throws(HubError) -> CommandRecord {
         guard Identifier.isValid(device) else { throw HubError.unknownDevice(device) }
         guard Identifier.isValid(request.name, maxBytes: 64) else {
-            throw HubError.malformed("name: must be 1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
+            throw HubError.malformed(
+                "name: must be 1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
         }
         let args = request.args ?? .object([:])
         guard case .object = args else { throw HubError.malformed("args: must be a JSON object") }
@@ -101,6 +102,8 @@ extension Hub {
                 waiter.signal(.work)
                 return
             }
+            // The stream ended: the hub is shutting down.
+            waiter.signal(.shutdown)
         }
         defer { watch.cancel() }
         _ = await waiter.wait(seconds: min(seconds, configuration.maxWait))
@@ -139,7 +142,8 @@ extension Hub {
         case .alreadyTerminal(let record):
             throw HubError.conflict("command '\(id)' is already \(record.state)")
         case .canceled(let record, let previous):
-            if previous == .dispatched || previous == .acked {
+            // The device may hold it: delivered now, or before a lease lapsed.
+            if previous == .dispatched || previous == .acked || record.attempt > 0 {
                 directory.update(record.device) { $0.pendingCancels.append(record.id) }
                 lanes.notifyWork(record.device)
             }

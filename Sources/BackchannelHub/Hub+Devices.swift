@@ -5,7 +5,8 @@ extension Hub {
     /// Provisions a device and returns it with its bearer token (shown only here).
     public func provision(_ request: ProvisionDeviceRequest) async throws(HubError) -> ProvisionedDevice {
         guard Identifier.isValid(request.id, maxBytes: configuration.limits.maxIdentifierBytes) else {
-            throw HubError.malformed("id: must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
+            throw HubError.malformed(
+                "id: must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
         }
         if let name = request.name, name.utf8.count > 256 { throw HubError.malformed("name: longer than 256 bytes") }
         let labels = request.labels ?? [:]
@@ -20,7 +21,8 @@ extension Hub {
         do {
             try await store.insertDevice(record)
         } catch let error as StoreError where error.isConflict {
-            throw HubError.conflict("device '\(request.id)' already exists; rotate its token with POST /v1/devices/\(request.id)/token")
+            throw HubError.conflict(
+                "device '\(request.id)' already exists; rotate its token with POST /v1/devices/\(request.id)/token")
         } catch {
             throw storeFailure(error)
         }

@@ -51,11 +51,11 @@ public final class Hub: Sendable {
         }
     }
 
-    /// Maps a store failure to the HTTP answer: the transaction rolled back, so nothing from
-    /// the request was kept and the client may retry.
+    /// Maps a store failure to the HTTP answer. The failed transaction rolled back; the client
+    /// may retry the same request safely.
     func storeFailure(_ error: any Error) -> HubError {
         if let error = error as? HubError { return error }
         logger.error("store operation failed", metadata: ["error": "\(error)"])
-        return HubError.unavailable("storage is unavailable; nothing in this request was stored", retryAfter: 2)
+        return HubError.unavailable("storage is unavailable; retry the same request later", retryAfter: 2)
     }
 }

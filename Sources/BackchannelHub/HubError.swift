@@ -1,8 +1,8 @@
 public import BackchannelProtocol
 import Foundation
 public import HTTPTypes
-import Logging
 public import Hummingbird
+import Logging
 
 /// An error answered to a client as JSON `{code, message}` with an HTTP status.
 ///
@@ -13,7 +13,10 @@ public struct HubError: Error, HTTPResponseError, Sendable, CustomStringConverti
     /// The JSON body.
     public let body: ErrorBody
 
-    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, lastSeq: Int64? = nil, retryAfter: Double? = nil) {
+    init(
+        _ status: HTTPResponse.Status, _ code: String, _ message: String, lastSeq: Int64? = nil,
+        retryAfter: Double? = nil
+    ) {
         self.status = status
         self.body = ErrorBody(code: code, message: message, lastSeq: lastSeq, retryAfter: retryAfter)
     }
@@ -51,7 +54,8 @@ public struct HubError: Error, HTTPResponseError, Sendable, CustomStringConverti
         HubError(.serviceUnavailable, ErrorCode.unavailable, message, retryAfter: retryAfter)
     }
     /// 500: internal failure; nothing from the request was stored.
-    static let `internal` = HubError(.internalServerError, ErrorCode.internal, "internal error; nothing in this request was stored")
+    static let `internal` = HubError(
+        .internalServerError, ErrorCode.internal, "internal error; nothing in this request was stored")
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = HTTPFields()
@@ -77,7 +81,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HubError {
             throw error
         } catch let error as HTTPError {
-            throw HubError(error.status, error.status == .notFound ? ErrorCode.notFound : ErrorCode.malformed, error.body ?? "\(error.status)")
+            throw HubError(
+                error.status, error.status == .notFound ? ErrorCode.notFound : ErrorCode.malformed,
+                error.body ?? "\(error.status)")
         } catch let error as any HTTPResponseError {
             throw HubError(error.status, ErrorCode.malformed, "\(error.status)")
         } catch {

@@ -47,15 +47,27 @@ public final class HubMetrics: Sendable {
         }
         return [
             line("polls_total", "Polls answered 200.", "counter", "\(polls.load(ordering: .relaxed))"),
-            line("empty_polls_total", "Polls with no data and no work.", "counter", "\(emptyPolls.load(ordering: .relaxed))"),
-            line("replayed_polls_total", "Retried polls answered from the memo.", "counter", "\(replayedPolls.load(ordering: .relaxed))"),
-            line("superseded_polls_total", "Long-polls replaced by a newer poll.", "counter", "\(supersededPolls.load(ordering: .relaxed))"),
-            line("rejected_polls_total", "Polls answered with an error.", "counter", "\(rejectedPolls.load(ordering: .relaxed))"),
+            line(
+                "empty_polls_total", "Polls with no data and no work.", "counter",
+                "\(emptyPolls.load(ordering: .relaxed))"),
+            line(
+                "replayed_polls_total", "Retried polls answered from the memo.", "counter",
+                "\(replayedPolls.load(ordering: .relaxed))"),
+            line(
+                "superseded_polls_total", "Long-polls replaced by a newer poll.", "counter",
+                "\(supersededPolls.load(ordering: .relaxed))"),
+            line(
+                "rejected_polls_total", "Polls answered with an error.", "counter",
+                "\(rejectedPolls.load(ordering: .relaxed))"),
             line("held_polls", "Long-polls held now.", "gauge", "\(heldPolls.load(ordering: .relaxed))"),
-            line("dispatched_total", "Commands placed in poll responses.", "counter", "\(dispatched.load(ordering: .relaxed))"),
+            line(
+                "dispatched_total", "Commands placed in poll responses.", "counter",
+                "\(dispatched.load(ordering: .relaxed))"),
             line("results_total", "Results received from devices.", "counter", "\(results.load(ordering: .relaxed))"),
             line("uplink_stored_total", "Uplink items stored.", "counter", "\(uplinkStored.load(ordering: .relaxed))"),
-            line("commands_submitted_total", "Commands accepted.", "counter", "\(commandsSubmitted.load(ordering: .relaxed))"),
+            line(
+                "commands_submitted_total", "Commands accepted.", "counter",
+                "\(commandsSubmitted.load(ordering: .relaxed))"),
             line("store_writes_total", "Committed store transactions that changed data.", "counter", "\(storeWrites)"),
         ].joined()
     }

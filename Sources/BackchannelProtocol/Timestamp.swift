@@ -53,10 +53,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
         guard let ms = RFC3339.parse(text) else {
-            throw DecodingError.dataCorruptedError(
-                in: container,
-                debugDescription: "expected an RFC 3339 timestamp such as 2026-11-27T14:35:00.123Z"
-            )
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: Self.formatHint)
         }
         self.milliseconds = ms
     }
@@ -65,6 +62,9 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         var container = encoder.singleValueContainer()
         try container.encode(RFC3339.format(milliseconds))
     }
+
+    /// What a timestamp must look like, for error messages.
+    static let formatHint = "expected an RFC 3339 timestamp such as 2026-11-27T14:35:00.123Z"
 
     /// Parses an RFC 3339 timestamp, returning `nil` when the text is not one.
     public init?(rfc3339 text: String) {

@@ -71,44 +71,19 @@ extension PollRequest {
         }
         var seenResults = Set<String>()
         for (i, result) in results.enumerated() {
-            guard Identifier.isValid(result.id, maxBytes: limits.maxIdentifierBytes) else {
-                throw ValidationFailure(field: "results[\(i)].id", reason: "not a valid request id")
-            }
+            try result.validate(limits, field: "results[\(i)]")
             guard seenResults.insert(result.id).inserted else {
                 throw ValidationFailure(field: "results[\(i)].id", reason: "duplicate result for the same request")
             }
-            if let code = result.code, !Identifier.isValid(code, maxBytes: 64) {
-                throw ValidationFailure(
-                    field: "results[\(i)].code", reason: "must be 1-64 characters of A-Z a-z 0-9 . _ : -")
-            }
-            if let detail = result.detail, detail.utf8.count > limits.maxStringBytes {
-                throw ValidationFailure(
-                    field: "results[\(i)].detail", reason: "longer than \(limits.maxStringBytes) bytes")
-            }
-            if let data = result.data { try Self.check(data, field: "results[\(i)].data", limits) }
         }
         var seenUplink = Set<String>()
         for (i, item) in uplink.enumerated() {
-            guard Identifier.isValid(item.id, maxBytes: limits.maxIdentifierBytes) else {
-                throw ValidationFailure(
-                    field: "uplink[\(i)].id",
-                    reason: "must be 1-\(limits.maxIdentifierBytes) characters of A-Z a-z 0-9 . _ : -")
-            }
+            try item.validate(limits, field: "uplink[\(i)]")
             guard seenUplink.insert(item.id).inserted else {
                 throw ValidationFailure(field: "uplink[\(i)].id", reason: "duplicate id in the same poll")
             }
-            guard Identifier.isValid(item.name, maxBytes: 64) else {
-                throw ValidationFailure(
-                    field: "uplink[\(i)].name", reason: "must be 1-64 characters of A-Z a-z 0-9 . _ : -")
-            }
-            try Self.check(item.data, field: "uplink[\(i)].data", limits)
         }
-        if let presence {
-            if let note = presence.note, note.utf8.count > 1024 {
-                throw ValidationFailure(field: "presence.note", reason: "longer than 1024 bytes")
-            }
-            if let status = presence.status { try Self.check(.object(status), field: "presence.status", limits) }
-        }
+        try presence?.validate(limits, field: "presence")
     }
 
     /// Checks one JSON value against the depth and string-length limits.
@@ -120,5 +95,46 @@ extension PollRequest {
             throw ValidationFailure(
                 field: field, reason: "contains a string longer than \(limits.maxStringBytes) bytes")
         }
+    }
+}
+
+extension LogicalResult {
+    /// Checks a logical response against the limits; `field` names it in the failure.
+    public func validate(_ limits: PollLimits, field: String = "result") throws(ValidationFailure) {
+        guard Identifier.isValid(id, maxBytes: limits.maxIdentifierBytes) else {
+            throw ValidationFailure(field: "\(field).id", reason: "not a valid request id")
+        }
+        if let code, !Identifier.isValid(code, maxBytes: 64) {
+            throw ValidationFailure(field: "\(field).code", reason: "must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+        }
+        if let detail, detail.utf8.count > limits.maxStringBytes {
+            throw ValidationFailure(field: "\(field).detail", reason: "longer than \(limits.maxStringBytes) bytes")
+        }
+        if let data { try PollRequest.check(data, field: "\(field).data", limits) }
+    }
+}
+
+extension UplinkItem {
+    /// Checks a reading or event against the limits; `field` names it in the failure.
+    public func validate(_ limits: PollLimits, field: String = "item") throws(ValidationFailure) {
+        guard Identifier.isValid(id, maxBytes: limits.maxIdentifierBytes) else {
+            throw ValidationFailure(
+                field: "\(field).id", reason: "must be 1-\(limits.maxIdentifierBytes) characters of A-Z a-z 0-9 . _ : -"
+            )
+        }
+        guard Identifier.isValid(name, maxBytes: 64) else {
+            throw ValidationFailure(field: "\(field).name", reason: "must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+        }
+        try PollRequest.check(data, field: "\(field).data", limits)
+    }
+}
+
+extension PresenceReport {
+    /// Checks a presence declaration against the limits; `field` names it in the failure.
+    public func validate(_ limits: PollLimits, field: String = "presence") throws(ValidationFailure) {
+        if let note, note.utf8.count > 1024 {
+            throw ValidationFailure(field: "\(field).note", reason: "longer than 1024 bytes")
+        }
+        if let status { try PollRequest.check(.object(status), field: "\(field).status", limits) }
     }
 }

@@ -43,8 +43,12 @@ public enum WireJSON {
         case .valueNotFound(let type, let context):
             return "field '\(path(context))' is null (expected \(type))"
         case .dataCorrupted(let context):
+            // The debug description can quote the offending value; it is never echoed.
             if context.codingPath.isEmpty { return "body is not valid JSON" }
-            return "field '\(path(context))' is invalid: \(context.debugDescription)"
+            if context.debugDescription.hasPrefix(Timestamp.formatHint) {
+                return "field '\(path(context))' has an invalid value: \(Timestamp.formatHint)"
+            }
+            return "field '\(path(context))' has an invalid value"
         @unknown default:
             return "body is not valid JSON"
         }

@@ -52,7 +52,9 @@ public final class SQLiteMessageStore: MessageStore {
 
     public var writeCount: UInt64 { writes.load(ordering: .relaxed) }
 
-    private func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> (T, changed: Bool)) async throws -> T {
+    private func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> (T, changed: Bool)) async throws
+        -> T
+    {
         let (value, changed) = try await pool.write(body)
         if changed { writes.add(1, ordering: .relaxed) }
         return value
@@ -109,7 +111,8 @@ public final class SQLiteMessageStore: MessageStore {
             var changed = 0
             for (id, at) in seen {
                 try db.execute(
-                    sql: "UPDATE devices SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)",
+                    sql:
+                        "UPDATE devices SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)",
                     arguments: [at.milliseconds, id, at.milliseconds]
                 )
                 changed += db.changesCount
@@ -284,7 +287,8 @@ public final class SQLiteMessageStore: MessageStore {
                     remembered = try memo(plan)
                     if let remembered {
                         try db.execute(
-                            sql: "UPDATE devices SET last_seq = ?, last_request_hash = ?, last_response = ? WHERE id = ?",
+                            sql:
+                                "UPDATE devices SET last_seq = ?, last_request_hash = ?, last_response = ? WHERE id = ?",
                             arguments: [remembered.seq, remembered.requestHash, remembered.response, input.device]
                         )
                     }
@@ -302,7 +306,8 @@ public final class SQLiteMessageStore: MessageStore {
         let ms = now.milliseconds
         // Most sweeps find nothing due: a read, which does not take the write lock.
         let anyDue = try await pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM commands WHERE \(Self.dueCondition) LIMIT 1", arguments: [ms]) == true
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM commands WHERE \(Self.dueCondition) LIMIT 1", arguments: [ms])
+                == true
         }
         guard anyDue else { return ExchangePlan() }
         return try await write { db in

@@ -100,7 +100,9 @@ public final class SimulatedMeter: Sendable {
         }
         await handle("set-time") { request in
             if let text = request.args["time"]?.stringValue {
-                guard let time = Timestamp(rfc3339: text) else { throw InvalidArguments("time: not an RFC 3339 timestamp") }
+                guard let time = Timestamp(rfc3339: text) else {
+                    throw InvalidArguments("time: not an RFC 3339 timestamp")
+                }
                 return .succeeded(["clockSkew": .number(model.setClock(to: time))])
             }
             if let offset = request.args["offset"]?.doubleValue, abs(offset) < 86_400 * 365 {
@@ -111,7 +113,8 @@ public final class SimulatedMeter: Sendable {
     }
 
     /// Registers a handler that records each execution in the log first.
-    private func handle(_ name: String, _ body: @escaping @Sendable (LogicalRequest) async throws -> CommandReply) async {
+    private func handle(_ name: String, _ body: @escaping @Sendable (LogicalRequest) async throws -> CommandReply) async
+    {
         let log = self.log
         let id = self.id
         await agent.register(name) { request in

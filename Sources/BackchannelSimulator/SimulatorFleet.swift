@@ -77,7 +77,8 @@ public final class SimulatorFleet: Sendable {
         let log = try ExecutionLog(
             url: configuration.executionLog ?? configuration.stateDirectory.appendingPathComponent("executions.jsonl")
         )
-        let storedLog = try ExecutionLog(url: configuration.stateDirectory.appendingPathComponent("uplink-stored.jsonl"))
+        let storedLog = try ExecutionLog(
+            url: configuration.stateDirectory.appendingPathComponent("uplink-stored.jsonl"))
         var meters: [SimulatedMeter] = []
         for (index, id) in ids.enumerated() {
             var agentConfiguration = AgentConfiguration(
@@ -90,7 +91,8 @@ public final class SimulatorFleet: Sendable {
             agentConfiguration.onStored = { [storedLog] ids in storedLog.recordStored(device: id, ids: ids) }
             let model = MeterModel(seed: UInt64(index + 1) &* 7919, interval: configuration.interval)
             meters.append(
-                try await SimulatedMeter(configuration: agentConfiguration, model: model, client: client, log: log, logger: logger)
+                try await SimulatedMeter(
+                    configuration: agentConfiguration, model: model, client: client, log: log, logger: logger)
             )
         }
         progress("started \(meters.count) simulated meters")
@@ -118,8 +120,10 @@ public final class SimulatorFleet: Sendable {
         var tokens: [String: String] = [:]
         var missing: [String] = []
         for id in ids {
-            let file = configuration.stateDirectory.appendingPathComponent(id).appendingPathComponent("credentials.json")
-            if let data = try? Data(contentsOf: file), let saved = try? WireJSON.decode(SavedCredentials.self, from: data),
+            let file = configuration.stateDirectory.appendingPathComponent(id).appendingPathComponent(
+                "credentials.json")
+            if let data = try? Data(contentsOf: file),
+                let saved = try? WireJSON.decode(SavedCredentials.self, from: data),
                 saved.device == id
             {
                 tokens[id] = saved.token
@@ -129,7 +133,8 @@ public final class SimulatorFleet: Sendable {
         }
         guard !missing.isEmpty else { return tokens }
         guard let operatorToken = configuration.operatorToken else {
-            throw FleetError("\(missing.count) devices have no saved credentials and no operator token was given to provision them")
+            throw FleetError(
+                "\(missing.count) devices have no saved credentials and no operator token was given to provision them")
         }
         progress("provisioning \(missing.count) devices")
         let api = OperatorClient(hubURL: configuration.hubURL, token: operatorToken)
@@ -145,11 +150,14 @@ public final class SimulatorFleet: Sendable {
         return tokens
     }
 
-    private static func provision(_ id: String, configuration: FleetConfiguration, api: OperatorClient) async throws -> String {
+    private static func provision(_ id: String, configuration: FleetConfiguration, api: OperatorClient) async throws
+        -> String
+    {
         let provisioned: ProvisionedDevice
         do {
             provisioned = try await api.provision(
-                ProvisionDeviceRequest(id: id, name: "Simulated meter \(id)", labels: ["type": "meter", "simulated": "true"])
+                ProvisionDeviceRequest(
+                    id: id, name: "Simulated meter \(id)", labels: ["type": "meter", "simulated": "true"])
             )
         } catch let error as OperatorClientError where error.status == 409 {
             provisioned = try await api.rotateToken(device: id)

@@ -48,7 +48,7 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(.error)
         #if DEBUG
-        print("warning: this is a debug build; measure with `swift run -c release backchannel bench`\n")
+            print("warning: this is a debug build; measure with `swift run -c release backchannel bench`\n")
         #endif
         let bench = try await BenchHub.start(durability: durability)
         var rows: [[String]] = []
@@ -72,7 +72,9 @@ struct BenchCommand: AsyncParsableCommand {
             print("phase 3: command round trips, \(longPollers) agents, \(commands) commands …")
             let trips = try await bench.roundTrips(tokens: agentDevices, commands: commands)
             rows.append(["completed command round trips per second", String(format: "%.0f", trips.rate)])
-            rows.append(["device HTTP transactions per completed command", String(format: "%.2f", trips.pollsPerCommand)])
+            rows.append([
+                "device HTTP transactions per completed command", String(format: "%.2f", trips.pollsPerCommand),
+            ])
         } catch {
             await bench.stop()
             throw error
@@ -80,7 +82,9 @@ struct BenchCommand: AsyncParsableCommand {
         await bench.stop()
         print("")
         printTable(["MEASURE", "VALUE"], rows)
-        print("\n(\(ProcessInfo.processInfo.activeProcessorCount) cores; hub, devices and client in one process; store durability \(durability.rawValue))")
+        print(
+            "\n(\(ProcessInfo.processInfo.activeProcessorCount) cores; hub, devices and client in one process; store durability \(durability.rawValue))"
+        )
     }
 }
 
@@ -95,11 +99,13 @@ struct BenchHub {
     let directory: URL
 
     static func start(durability: SQLiteMessageStore.Configuration.Durability) async throws -> BenchHub {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("backchannel-bench-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "backchannel-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var storeConfiguration = SQLiteMessageStore.Configuration()
         storeConfiguration.durability = durability
-        let store = try SQLiteMessageStore(path: directory.appendingPathComponent("bench.sqlite").path, configuration: storeConfiguration)
+        let store = try SQLiteMessageStore(
+            path: directory.appendingPathComponent("bench.sqlite").path, configuration: storeConfiguration)
         var configuration = HubConfiguration()
         configuration.port = 0
         configuration.devicePollRate = 0
@@ -115,7 +121,9 @@ struct BenchHub {
         }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let task = Task { try await group.run() }
-        guard let port = await ports.first(where: { _ in true }), port > 0 else { throw CLIError("the bench hub did not start") }
+        guard let port = await ports.first(where: { _ in true }), port > 0 else {
+            throw CLIError("the bench hub did not start")
+        }
         return BenchHub(
             hub: hub, store: store, url: "http://127.0.0.1:\(port)", group: group, task: task,
             client: HubClient(connections: 20_000), directory: directory
@@ -139,7 +147,8 @@ struct BenchHub {
     }
 
     private func post(_ request: PollRequest, token: String) async throws -> PollResponse {
-        let reply = try await client.poll(hubURL: url, token: token, body: try WireJSON.encode(request), timeout: request.wait + 30)
+        let reply = try await client.poll(
+            hubURL: url, token: token, body: try WireJSON.encode(request), timeout: request.wait + 30)
         guard case .ok(let response) = reply else { throw CLIError("bench poll failed: \(reply)") }
         return response
     }
@@ -183,7 +192,8 @@ struct BenchHub {
                         var results: [LogicalResult] = []
                         while !Task.isCancelled {
                             let response = try await post(
-                                PollRequest(device: id, seq: seq, sentAt: .now(), acks: acks, results: results, wait: 30),
+                                PollRequest(
+                                    device: id, seq: seq, sentAt: .now(), acks: acks, results: results, wait: 30),
                                 token: token
                             )
                             let now = ContinuousClock.now
@@ -223,7 +233,8 @@ struct BenchHub {
         var agents: [Agent] = []
         for (id, token) in tokens {
             var configuration = AgentConfiguration(
-                hubURL: url, deviceID: id, token: token, stateDirectory: directory.appendingPathComponent("agents/\(id)")
+                hubURL: url, deviceID: id, token: token,
+                stateDirectory: directory.appendingPathComponent("agents/\(id)")
             )
             configuration.longPoll = 30
             configuration.concurrency = 8
@@ -240,7 +251,8 @@ struct BenchHub {
         let start = ContinuousClock.now
         var ids = Set<String>()
         for index in 0..<commands {
-            ids.insert(try await hub.submit(SubmitCommandRequest(name: "ping"), to: tokens[index % tokens.count].0).command.id)
+            ids.insert(
+                try await hub.submit(SubmitCommandRequest(name: "ping"), to: tokens[index % tokens.count].0).command.id)
         }
         var finished = 0
         for await event in events where event.state == .succeeded && event.command.map(ids.contains) == true {

@@ -9,7 +9,11 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "Hub base URL (default: $BACKCHANNEL_HUB or http://127.0.0.1:8080).")
     var hub: String?
 
-    @Option(name: .long, help: "Operator token (default: $BACKCHANNEL_TOKEN, else the one saved for this hub in ~/.backchannel/credentials.json).")
+    @Option(
+        name: .long,
+        help:
+            "Operator token (default: $BACKCHANNEL_TOKEN, else the one saved for this hub in ~/.backchannel/credentials.json)."
+    )
     var token: String?
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
@@ -77,7 +81,8 @@ enum SavedCredentials {
     }
 
     static func token(for hubURL: String) -> String? {
-        guard let data = try? Data(contentsOf: file), let contents = try? WireJSON.decode(Contents.self, from: data) else {
+        guard let data = try? Data(contentsOf: file), let contents = try? WireJSON.decode(Contents.self, from: data)
+        else {
             return nil
         }
         return contents.hubs[normalize(hubURL)]

@@ -16,24 +16,33 @@ struct CommandsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List commands, newest first.")
         @OptionGroup var client: ClientOptions
         @Option(help: "Only this device's commands.") var device: String?
-        @Option(help: "Only commands in this state (QUEUED, DISPATCHED, ACKED, SUCCEEDED, FAILED, REJECTED, EXPIRED, CANCELED, TIMED_OUT).")
+        @Option(
+            help:
+                "Only commands in this state (QUEUED, DISPATCHED, ACKED, SUCCEEDED, FAILED, REJECTED, EXPIRED, CANCELED, TIMED_OUT)."
+        )
         var state: String?
         @Option(help: "Most commands to show (1-1000).") var limit = 50
 
         func validate() throws {
             guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1-1000") }
-            if let state, MessageState(rawValue: state.uppercased()) == nil { throw ValidationError("unknown --state \(state)") }
+            if let state, MessageState(rawValue: state.uppercased()) == nil {
+                throw ValidationError("unknown --state \(state)")
+            }
         }
 
         func run() async throws {
             let page = try await withClient(client) {
-                try await $0.commands(device: device, state: state.flatMap { MessageState(rawValue: $0.uppercased()) }, limit: limit)
+                try await $0.commands(
+                    device: device, state: state.flatMap { MessageState(rawValue: $0.uppercased()) }, limit: limit)
             }
             if client.json { return try printJSON(page) }
             printTable(
                 ["ID", "DEVICE", "NAME", "STATE", "ATTEMPT", "CREATED", "OUTCOME"],
                 page.items.map {
-                    [$0.id, $0.device, $0.name, $0.state.rawValue, "\($0.attempt)/\($0.maxAttempts)", ago($0.createdAt), $0.outcome?.code ?? ""]
+                    [
+                        $0.id, $0.device, $0.name, $0.state.rawValue, "\($0.attempt)/\($0.maxAttempts)",
+                        ago($0.createdAt), $0.outcome?.code ?? "",
+                    ]
                 }
             )
         }
@@ -47,14 +56,24 @@ struct CommandsCommand: AsyncParsableCommand {
         func run() async throws {
             let view = try await withClient(client) { try await $0.command(id) }
             if client.json { return try printJSON(view) }
-            print("\(view.id)  \(view.name) → \(view.device)  \(view.state)  attempt \(view.attempt)/\(view.maxAttempts)")
-            print("args: \(compact(view.args))  expires: \(view.expiresAt)" + (view.notBefore.map { "  not before: \($0)" } ?? ""))
+            print(
+                "\(view.id)  \(view.name) → \(view.device)  \(view.state)  attempt \(view.attempt)/\(view.maxAttempts)")
+            print(
+                "args: \(compact(view.args))  expires: \(view.expiresAt)"
+                    + (view.notBefore.map { "  not before: \($0)" } ?? ""))
             if let outcome = view.outcome {
-                print("outcome: \(outcome.status?.rawValue ?? "-") \(outcome.code ?? "") \(outcome.detail ?? "") \(compact(outcome.data))")
+                print(
+                    "outcome: \(outcome.status?.rawValue ?? "-") \(outcome.code ?? "") \(outcome.detail ?? "") \(compact(outcome.data))"
+                )
             }
             printTable(
                 ["AT", "FROM", "TO", "EVENT", "ATTEMPT", "DETAIL"],
-                (view.history ?? []).map { [$0.at.description, $0.from?.rawValue ?? "-", $0.to.rawValue, $0.event, "\($0.attempt)", $0.detail ?? ""] }
+                (view.history ?? []).map {
+                    [
+                        $0.at.description, $0.from?.rawValue ?? "-", $0.to.rawValue, $0.event, "\($0.attempt)",
+                        $0.detail ?? "",
+                    ]
+                }
             )
         }
     }

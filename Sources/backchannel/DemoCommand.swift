@@ -44,7 +44,8 @@ struct DemoCommand: AsyncParsableCommand {
         )
         fleetConfiguration.interval = interval
         fleetConfiguration.longPoll = longPoll
-        let fleet = FleetService(configuration: fleetConfiguration, urls: urls, logger: Logger(label: "backchannel.sim"))
+        let fleet = FleetService(
+            configuration: fleetConfiguration, urls: urls, logger: Logger(label: "backchannel.sim"))
         print("starting the demo hub (data in \(running.dataDirectory.path)) …")
         fflush(nil)
         try await running.serve(extraServices: [fleet]) { url in

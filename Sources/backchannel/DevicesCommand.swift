@@ -41,7 +41,10 @@ struct DevicesCommand: AsyncParsableCommand {
                     ["last seen", view.lastSeenAt.map { "\($0) (\(ago($0)))" } ?? "never"],
                     ["presence", view.presence.map { $0.state.rawValue + ($0.note.map { " — \($0)" } ?? "") } ?? "-"],
                     ["pending commands", view.pendingCommands.map(String.init) ?? "-"],
-                    ["labels", view.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")],
+                    [
+                        "labels",
+                        view.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                    ],
                 ]
             )
         }

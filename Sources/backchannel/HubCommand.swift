@@ -20,7 +20,8 @@ struct HubOptions: ParsableArguments {
 
     @Option(
         name: .customLong("data-dir"),
-        help: "Directory for the SQLite database and the operator token (default: ./backchannel-data; the demo's: ./backchannel-demo)."
+        help:
+            "Directory for the SQLite database and the operator token (default: ./backchannel-data; the demo's: ./backchannel-demo)."
     )
     var dataDirectory: String?
 
@@ -39,7 +40,10 @@ struct HubOptions: ParsableArguments {
     @Option(help: "Commit durability: full (fsync every commit; survives power loss) or normal (survives crashes).")
     var durability: SQLiteMessageStore.Configuration.Durability = .full
 
-    @Option(help: "Operator token to require (default: $BACKCHANNEL_OPERATOR_TOKEN, else generated once and kept in <data-dir>/operator-token).")
+    @Option(
+        help:
+            "Operator token to require (default: $BACKCHANNEL_OPERATOR_TOKEN, else generated once and kept in <data-dir>/operator-token)."
+    )
     var operatorToken: String?
 
     @Flag(inversion: .prefixedNo, help: "Save the operator token in ~/.backchannel/credentials.json for local CLI use.")
@@ -50,7 +54,9 @@ struct HubOptions: ParsableArguments {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
-        guard pollInterval > 0, pollInterval <= 86400 else { throw ValidationError("--poll-interval must be 0-86400 seconds") }
+        guard pollInterval > 0, pollInterval <= 86400 else {
+            throw ValidationError("--poll-interval must be 0-86400 seconds")
+        }
         guard maxWait >= 0, maxWait <= 600 else { throw ValidationError("--max-wait must be 0-600 seconds") }
         guard lease >= 1, lease <= 86400 else { throw ValidationError("--lease must be 1-86400 seconds") }
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-100") }
@@ -103,7 +109,9 @@ struct RunningHub {
     let tokenSource: String
     let saveCredentials: Bool
 
-    static func make(_ options: HubOptions, defaultDataDirectory: String, logLabel: String = "backchannel.hub") throws -> RunningHub {
+    static func make(_ options: HubOptions, defaultDataDirectory: String, logLabel: String = "backchannel.hub") throws
+        -> RunningHub
+    {
         let dataDirectory = URL(fileURLWithPath: options.dataDirectory ?? defaultDataDirectory).standardizedFileURL
         do {
             try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
@@ -115,23 +123,31 @@ struct RunningHub {
         storeConfiguration.durability = options.durability
         let store: SQLiteMessageStore
         do {
-            store = try SQLiteMessageStore(path: dataDirectory.appendingPathComponent("backchannel.sqlite").path, configuration: storeConfiguration)
+            store = try SQLiteMessageStore(
+                path: dataDirectory.appendingPathComponent("backchannel.sqlite").path, configuration: storeConfiguration
+            )
         } catch {
             throw CLIError("cannot open the database in \(dataDirectory.path): \(error)")
         }
         var configuration = options.configuration()
         configuration.operatorTokenHash = Credentials.hash(token)
         let hub = Hub(configuration: configuration, store: store, logger: Logger(label: logLabel))
-        return RunningHub(hub: hub, dataDirectory: dataDirectory, token: token, tokenSource: source, saveCredentials: options.saveCredentials)
+        return RunningHub(
+            hub: hub, dataDirectory: dataDirectory, token: token, tokenSource: source,
+            saveCredentials: options.saveCredentials)
     }
 
     private static func operatorToken(_ options: HubOptions, dataDirectory: URL) throws -> (String, String) {
-        if let token = options.operatorToken ?? ProcessInfo.processInfo.environment["BACKCHANNEL_OPERATOR_TOKEN"], !token.isEmpty {
+        if let token = options.operatorToken ?? ProcessInfo.processInfo.environment["BACKCHANNEL_OPERATOR_TOKEN"],
+            !token.isEmpty
+        {
             guard token.count >= 16 else { throw CLIError("the operator token must be at least 16 characters") }
             return (token, "given on the command line or in $BACKCHANNEL_OPERATOR_TOKEN")
         }
         let file = dataDirectory.appendingPathComponent("operator-token")
-        if let saved = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !saved.isEmpty {
+        if let saved = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+            !saved.isEmpty
+        {
             return (saved, "in \(file.path)")
         }
         let token = Credentials.makeToken()

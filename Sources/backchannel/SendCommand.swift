@@ -50,7 +50,9 @@ struct SendCommand: AsyncParsableCommand {
 
     func validate() throws {
         if argsJSON != nil && !arguments.isEmpty { throw ValidationError("use --arg or --args, not both") }
-        if let notBefore, Timestamp(rfc3339: notBefore) == nil { throw ValidationError("--not-before must be an RFC 3339 time") }
+        if let notBefore, Timestamp(rfc3339: notBefore) == nil {
+            throw ValidationError("--not-before must be an RFC 3339 time")
+        }
         guard waitTimeout > 0 else { throw ValidationError("--wait-timeout must be positive") }
     }
 
@@ -101,7 +103,8 @@ struct SendCommand: AsyncParsableCommand {
 
     private func parseArguments() throws -> JSONValue {
         if let argsJSON {
-            guard let value = try? WireJSON.decode(JSONValue.self, from: Data(argsJSON.utf8)), case .object = value else {
+            guard let value = try? WireJSON.decode(JSONValue.self, from: Data(argsJSON.utf8)), case .object = value
+            else {
                 throw ValidationError("--args must be a JSON object")
             }
             return value
@@ -109,7 +112,9 @@ struct SendCommand: AsyncParsableCommand {
         var object: [String: JSONValue] = [:]
         for argument in arguments {
             let parts = argument.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--arg must be key=value, got '\(argument)'") }
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--arg must be key=value, got '\(argument)'")
+            }
             object[parts[0]] = Self.value(parts[1])
         }
         return .object(object)
@@ -121,7 +126,9 @@ struct SendCommand: AsyncParsableCommand {
         if text == "false" { return .bool(false) }
         if text == "null" { return .null }
         if let number = Double(text), number.isFinite { return .number(number) }
-        if text.hasPrefix("{") || text.hasPrefix("["), let value = try? WireJSON.decode(JSONValue.self, from: Data(text.utf8)) {
+        if text.hasPrefix("{") || text.hasPrefix("["),
+            let value = try? WireJSON.decode(JSONValue.self, from: Data(text.utf8))
+        {
             return value
         }
         return .string(text)

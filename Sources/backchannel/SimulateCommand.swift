@@ -40,7 +40,10 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Long-poll seconds (0: periodic polling on the hub's nextPollAfter).")
     var longPoll: Double = 25
 
-    @Option(help: "Operator token, used only to provision devices without saved credentials (default: $BACKCHANNEL_TOKEN or the saved one).")
+    @Option(
+        help:
+            "Operator token, used only to provision devices without saved credentials (default: $BACKCHANNEL_TOKEN or the saved one)."
+    )
     var token: String?
 
     @Option(help: "Log level.")
@@ -58,7 +61,8 @@ struct SimulateCommand: AsyncParsableCommand {
 
     func run() async throws {
         bootstrapLogging(logLevel)
-        let operatorToken = token ?? ProcessInfo.processInfo.environment["BACKCHANNEL_TOKEN"] ?? SavedCredentials.token(for: hub)
+        let operatorToken =
+            token ?? ProcessInfo.processInfo.environment["BACKCHANNEL_TOKEN"] ?? SavedCredentials.token(for: hub)
         var configuration = FleetConfiguration(
             hubURL: hub, operatorToken: operatorToken, count: devices,
             stateDirectory: URL(fileURLWithPath: stateDirectory).standardizedFileURL
@@ -69,7 +73,9 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.longPoll = longPoll
         let fleet: SimulatorFleet
         do {
-            fleet = try await SimulatorFleet.start(configuration, logger: Logger(label: "backchannel.sim")) { print($0) }
+            fleet = try await SimulatorFleet.start(configuration, logger: Logger(label: "backchannel.sim")) {
+                print($0)
+            }
         } catch {
             throw CLIError("cannot start the simulator: \(error)")
         }

@@ -40,5 +40,6 @@ func command(_ id: String, attempt: Int = 1) -> LogicalRequest {
 
 /// A successful result for a request.
 func success(_ id: String) -> LogicalResult {
-    LogicalResult(id: id, status: .succeeded, data: ["ok": true], finishedAt: Timestamp(milliseconds: 1_800_000_001_000))
+    LogicalResult(
+        id: id, status: .succeeded, data: ["ok": true], finishedAt: Timestamp(milliseconds: 1_800_000_001_000))
 }

@@ -13,8 +13,11 @@ import Testing
 
 /// The device agent against a real hub on loopback.
 @Suite struct AgentIntegrationTests {
-    static func agent(_ live: LiveHub, _ device: String, token: String, directory: URL, longPoll: Double = 5) throws -> Agent {
-        var configuration = AgentConfiguration(hubURL: live.url, deviceID: device, token: token, stateDirectory: directory)
+    static func agent(_ live: LiveHub, _ device: String, token: String, directory: URL, longPoll: Double = 5) throws
+        -> Agent
+    {
+        var configuration = AgentConfiguration(
+            hubURL: live.url, deviceID: device, token: token, stateDirectory: directory)
         configuration.longPoll = longPoll
         configuration.backoffBase = 0.05
         configuration.backoffMax = 0.2
@@ -145,13 +148,76 @@ import Testing
         _ = try await h.poll(makePoll("m1", seq: 5000, uplink: [reading("old")]), token: token)
         let agent = try Self.agent(live, "m1", token: token, directory: Self.temporaryDirectory(), longPoll: 0)
         let declared = PresenceReport(state: .restricted, note: "critical process online, offline at 13:03")
-        await agent.declare(declared)
+        try await agent.declare(declared)
         try await agent.emit(.reading, name: "meter", data: ["n": 1])
         #expect(try await agent.exchange() == 0, "409 makes the agent jump its counter and poll again")
         _ = try await agent.exchange()
         #expect(await agent.outboxCount == 0)
         // The presence declared in the refused poll was sent again with the accepted one.
         #expect(try await h.hub.device("m1").presence == declared)
+        await live.stop()
+    }
+
+    @Test func itemsTheHubWouldRefuseNeverEnterTheOutbox() async throws {
+        let h = try HubHarness(systemClock: true)
+        let token = try await h.provision("m1")
+        let live = try await LiveHub.start(h.hub)
+        let agent = try Self.agent(live, "m1", token: token, directory: Self.temporaryDirectory())
+        await #expect(throws: ValidationFailure.self) { try await agent.emit(.event, name: "pq sag", data: ["v": 1]) }
+        await #expect(throws: ValidationFailure.self) {
+            try await agent.emit(.reading, name: "waveform", data: .string(String(repeating: "x", count: 70_000)))
+        }
+        await #expect(throws: ValidationFailure.self) {
+            try await agent.declare(PresenceReport(state: .restricted, note: String(repeating: "n", count: 2000)))
+        }
+        #expect(await agent.outboxCount == 0)
+        await live.stop()
+    }
+
+    @Test func anItemTheHubRefusesIsSetAsideAndTheRestFlows() async throws {
+        // This hub is stricter than the agent's defaults: data at most 2 levels deep.
+        let h = try HubHarness(systemClock: true) { $0.limits.maxJSONDepth = 2 }
+        let token = try await h.provision("m1")
+        let live = try await LiveHub.start(h.hub)
+        let directory = Self.temporaryDirectory()
+        let agent = try Self.agent(live, "m1", token: token, directory: directory, longPoll: 1)
+        await agent.register("ping") { _ in .succeeded() }
+        let deep = try await agent.emit(.event, name: "pq.sag", data: ["a": ["b": ["c": 1]]])
+        try await agent.emit(.reading, name: "meter", data: ["kWh": 1])
+        let loop = Task { await agent.run() }
+        let command = try await h.submit("ping", to: "m1")
+        #expect(try await h.hub.command(command.id, waitingUpTo: 10).state == .succeeded, "commands still flow")
+        try await waitUntil("the valid reading is stored") {
+            try await h.store.uplink(device: "m1", kind: .reading, after: nil, limit: 10).count == 1
+        }
+        #expect(await agent.outboxCount == 0)
+        #expect(await agent.stats.deadLettered == 1)
+        let dead = try String(contentsOf: directory.appendingPathComponent("dead-letter.jsonl"), encoding: .utf8)
+        #expect(dead.contains(deep), "the refused item is kept for a person to look at")
+        loop.cancel()
+        await loop.value
+        await live.stop()
+    }
+
+    @Test func resultsTooLargeForTheProtocolAreReportedAsSuch() async throws {
+        let h = try HubHarness(systemClock: true)
+        let token = try await h.provision("m1")
+        let live = try await LiveHub.start(h.hub)
+        let agent = try Self.agent(live, "m1", token: token, directory: Self.temporaryDirectory())
+        await agent.register("dump") { _ in .succeeded(["blob": .string(String(repeating: "z", count: 300_000))]) }
+        await agent.register("chatty") { _ in
+            CommandReply(status: .failed, code: "bad code!", detail: String(repeating: "d", count: 10_000))
+        }
+        let loop = Task { await agent.run() }
+        let dump = try await h.hub.command(try await h.submit("dump", to: "m1").id, waitingUpTo: 10)
+        #expect(dump.state == .failed)
+        #expect(dump.outcome?.code == "result_too_large")
+        let chatty = try await h.hub.command(try await h.submit("chatty", to: "m1").id, waitingUpTo: 10)
+        #expect(chatty.state == .failed)
+        #expect(chatty.outcome?.code == OutcomeCode.handlerError)
+        #expect((chatty.outcome?.detail?.utf8.count ?? 0) < 4200)
+        loop.cancel()
+        await loop.value
         await live.stop()
     }
 }

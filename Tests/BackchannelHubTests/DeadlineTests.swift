@@ -53,7 +53,9 @@ import Testing
         #expect(second.requests.map(\.id) == [command.id])
         #expect(second.requests.map(\.attempt) == [2])
         _ = try await h.poll(
-            makePoll("m1", seq: 4, acks: [command.id], results: [LogicalResult(id: command.id, status: .succeeded, data: ["relay": "open"])]),
+            makePoll(
+                "m1", seq: 4, acks: [command.id],
+                results: [LogicalResult(id: command.id, status: .succeeded, data: ["relay": "open"])]),
             token: token
         )
         let view = try await h.hub.command(command.id)
@@ -122,7 +124,9 @@ import Testing
         let queued = try await h.submit("ping", to: "m1")
         let view = try await h.hub.cancel(queued.id, reason: "operator changed their mind")
         #expect(view.state == .canceled)
-        #expect(try await h.poll(makePoll("m1", seq: 1), token: token).requests.isEmpty, "a canceled command is not delivered")
+        #expect(
+            try await h.poll(makePoll("m1", seq: 1), token: token).requests.isEmpty,
+            "a canceled command is not delivered")
 
         let delivered = try await h.submit("relay", to: "m1") { $0.args = ["state": "open"] }
         #expect(try await h.poll(makePoll("m1", seq: 2), token: token).requests.map(\.id) == [delivered.id])

@@ -20,7 +20,8 @@ import Testing
     ) async throws -> TestResponse {
         var headers: HTTPFields = [.contentType: contentType]
         if let token { headers[.authorization] = "Bearer \(token)" }
-        return try await client.execute(uri: "/v1/poll", method: .post, headers: headers, body: ByteBuffer(string: body))
+        return try await client.execute(
+            uri: "/v1/poll", method: .post, headers: headers, body: ByteBuffer(string: body))
     }
 
     static func error(_ response: TestResponse) throws -> ErrorBody {
@@ -47,11 +48,13 @@ import Testing
             response = try await Self.post(client, valid, token: "bct_wrong")
             #expect(response.status == .unauthorized)
 
-            response = try await Self.post(client, valid.replacingOccurrences(of: "\"m1\"", with: "\"ghost\""), token: token)
+            response = try await Self.post(
+                client, valid.replacingOccurrences(of: "\"m1\"", with: "\"ghost\""), token: token)
             #expect(response.status == .notFound)
             #expect(try Self.error(response).code == ErrorCode.unknownDevice)
 
-            let huge = #"{"device":"m1","seq":1,"sentAt":"2027-01-15T08:00:00Z","uplink":[{"id":"x","kind":"event","name":"n","at":"2027-01-15T08:00:00Z","data":{"pad":""#
+            let huge =
+                #"{"device":"m1","seq":1,"sentAt":"2027-01-15T08:00:00Z","uplink":[{"id":"x","kind":"event","name":"n","at":"2027-01-15T08:00:00Z","data":{"pad":""#
                 + String(repeating: "a", count: 5000) + "\"}}]}"
             response = try await Self.post(client, huge, token: token)
             #expect(response.status == .contentTooLarge)
@@ -74,7 +77,8 @@ import Testing
         let token = try await h.provision("m1")
         _ = try await h.poll(makePoll("m1", seq: 1, uplink: [reading("kept-1"), reading("kept-2")]), token: token)
         try await Self.app(h).test(.router) { client in
-            let bad = #"{"device":"m1","seq":2,"sentAt":"2027-01-15T08:00:00Z","uplink":[{"id":"lost","kind":"reading"}]}"#
+            let bad =
+                #"{"device":"m1","seq":2,"sentAt":"2027-01-15T08:00:00Z","uplink":[{"id":"lost","kind":"reading"}]}"#
             let response = try await Self.post(client, bad, token: token)
             #expect(response.status == .badRequest)
             #expect(try Self.error(response).message.contains("uplink"))
@@ -113,13 +117,15 @@ import Testing
                 let body = #"{"device":"m1","seq":\#(seq),"sentAt":"2027-01-15T08:00:00Z"}"#
                 #expect(try await Self.post(client, body, token: token).status == .ok)
             }
-            let response = try await Self.post(client, #"{"device":"m1","seq":3,"sentAt":"2027-01-15T08:00:00Z"}"#, token: token)
+            let response = try await Self.post(
+                client, #"{"device":"m1","seq":3,"sentAt":"2027-01-15T08:00:00Z"}"#, token: token)
             #expect(response.status == .tooManyRequests)
             #expect(response.headers[.retryAfter] == "1")
             #expect(try Self.error(response).code == ErrorCode.rateLimited)
             // Time refills the bucket.
             h.clock.advance(seconds: 1)
-            let later = try await Self.post(client, #"{"device":"m1","seq":3,"sentAt":"2027-01-15T08:00:00Z"}"#, token: token)
+            let later = try await Self.post(
+                client, #"{"device":"m1","seq":3,"sentAt":"2027-01-15T08:00:00Z"}"#, token: token)
             #expect(later.status == .ok)
         }
     }

@@ -28,11 +28,14 @@ import Testing
                 let body = try await request.body.collect(upTo: 1 << 20)
                 let poll = try WireJSON.decode(PollRequest.self, from: Data(body.readableBytesView))
                 self.received.withLock { $0.append(poll) }
-                var response = self.responses.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+                var response =
+                    self.responses.withLock { $0.isEmpty ? nil : $0.removeFirst() }
                     ?? PollResponse(seq: 0, receivedAt: .now(), sentAt: .now(), nextPollAfter: 3600, ackWithin: 60)
                 response.seq = poll.seq
                 let data = try WireJSON.encode(response)
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: data)))
             }
             return router
         }
@@ -46,7 +49,8 @@ import Testing
         var redelivered = request
         redelivered.attempt = 2
         func response(_ requests: [LogicalRequest]) -> PollResponse {
-            PollResponse(seq: 0, receivedAt: .now(), sentAt: .now(), requests: requests, nextPollAfter: 0.01, ackWithin: 60)
+            PollResponse(
+                seq: 0, receivedAt: .now(), sentAt: .now(), requests: requests, nextPollAfter: 0.01, ackWithin: 60)
         }
         let script = ScriptedHub([response([request]), response([]), response([redelivered]), response([])])
         let (ports, announce) = AsyncStream.makeStream(of: Int.self)
@@ -59,7 +63,8 @@ import Testing
 
         var configuration = AgentConfiguration(
             hubURL: "http://127.0.0.1:\(port)", deviceID: "m1", token: "t",
-            stateDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("bc-ledger-\(UUID().uuidString)")
+            stateDirectory: FileManager.default.temporaryDirectory.appendingPathComponent(
+                "bc-ledger-\(UUID().uuidString)")
         )
         configuration.longPoll = 0
         var logger = Logger(label: "test.agent")

@@ -22,9 +22,10 @@ import Testing
         #expect(openapi.hasPrefix("3."))
         let paths = try #require(document["paths"] as? [String: [String: Any]])
         let methods: Set<String> = ["get", "post", "put", "patch", "delete", "head", "options"]
-        let documented = Set(paths.flatMap { path, operations in
-            operations.keys.filter(methods.contains).map { "\($0.uppercased()) \(path)" }
-        })
+        let documented = Set(
+            paths.flatMap { path, operations in
+                operations.keys.filter(methods.contains).map { "\($0.uppercased()) \(path)" }
+            })
         #expect(registered.subtracting(documented).sorted() == [], "routes missing from openapi.json")
         #expect(documented.subtracting(registered).sorted() == [], "documented routes the hub does not serve")
         #expect(registered.count >= 14)

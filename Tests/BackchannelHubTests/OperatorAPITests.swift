@@ -14,12 +14,16 @@ import Testing
     struct API {
         let client: any TestClientProtocol
 
-        func call(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, token: String? = HubHarness.operatorToken)
+        func call(
+            _ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil,
+            token: String? = HubHarness.operatorToken
+        )
             async throws -> TestResponse
         {
             var headers: HTTPFields = [.contentType: "application/json"]
             if let token { headers[.authorization] = "Bearer \(token)" }
-            return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+            return try await client.execute(
+                uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
         }
 
         func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
@@ -28,13 +32,16 @@ import Testing
     }
 
     static func run(_ h: HubHarness, _ body: @Sendable (API) async throws -> Void) async throws {
-        try await Application(router: buildRouter(hub: h.hub)).test(.router) { client in try await body(API(client: client)) }
+        try await Application(router: buildRouter(hub: h.hub)).test(.router) { client in
+            try await body(API(client: client))
+        }
     }
 
     @Test func provisioningReturnsATokenThatPollsAndOnlyOnce() async throws {
         let h = try HubHarness()
         try await Self.run(h) { api in
-            let created = try await api.call(.post, "/v1/devices", #"{"id":"meter-7","name":"Feeder 7","labels":{"site":"north"}}"#)
+            let created = try await api.call(
+                .post, "/v1/devices", #"{"id":"meter-7","name":"Feeder 7","labels":{"site":"north"}}"#)
             #expect(created.status == .created)
             let provisioned = try api.decode(ProvisionedDevice.self, created)
             #expect(provisioned.device.labels == ["site": "north"])
@@ -49,7 +56,9 @@ import Testing
             #expect(try await h.store.device(id: "meter-7")?.tokenHash == Credentials.hash(provisioned.token))
             // Rotation replaces it at once.
             let rotated = try api.decode(ProvisionedDevice.self, try await api.call(.post, "/v1/devices/meter-7/token"))
-            await #expect(throws: HubError.self) { _ = try await h.poll(makePoll("meter-7", seq: 2), token: provisioned.token) }
+            await #expect(throws: HubError.self) {
+                _ = try await h.poll(makePoll("meter-7", seq: 2), token: provisioned.token)
+            }
             #expect(try await h.poll(makePoll("meter-7", seq: 2), token: rotated.token).seq == 2)
         }
     }
@@ -58,12 +67,15 @@ import Testing
         let h = try HubHarness()
         let deviceToken = try await h.provision("m1")
         let routes: [(HTTPRequest.Method, String)] = [
-            (.get, "/v1/devices"), (.get, "/v1/devices/m1"), (.post, "/v1/devices"), (.get, "/v1/commands"), (.get, "/v1/events"),
+            (.get, "/v1/devices"), (.get, "/v1/devices/m1"), (.post, "/v1/devices"), (.get, "/v1/commands"),
+            (.get, "/v1/events"),
         ]
         try await Self.run(h) { api throws in
             for (method, uri) in routes {
                 #expect(try await api.call(method, uri, token: nil).status == .unauthorized, "\(method) \(uri)")
-                #expect(try await api.call(method, uri, token: deviceToken).status == .unauthorized, "a device token is not an operator token")
+                #expect(
+                    try await api.call(method, uri, token: deviceToken).status == .unauthorized,
+                    "a device token is not an operator token")
             }
             #expect(try await api.call(.get, "/healthz", token: nil).status == .ok)
             #expect(try await api.call(.get, "/openapi.json", token: nil).status == .ok)
@@ -74,21 +86,29 @@ import Testing
         let h = try HubHarness()
         let token = try await h.provision("m1")
         try await Self.run(h) { api in
-            let submitted = try await api.call(.post, "/v1/devices/m1/commands", #"{"name":"relay","args":{"state":"open"},"ttl":600,"idempotencyKey":"op-42"}"#)
+            let submitted = try await api.call(
+                .post, "/v1/devices/m1/commands",
+                #"{"name":"relay","args":{"state":"open"},"ttl":600,"idempotencyKey":"op-42"}"#)
             #expect(submitted.status == .created)
             let command = try api.decode(CommandView.self, submitted)
             #expect(command.state == .queued)
             #expect(command.expiresAt == h.clock.now().adding(seconds: 600))
             // The same idempotency key returns the same command, without a second one.
-            let repeated = try await api.call(.post, "/v1/devices/m1/commands", #"{"name":"relay","args":{"state":"open"},"idempotencyKey":"op-42"}"#)
+            let repeated = try await api.call(
+                .post, "/v1/devices/m1/commands", #"{"name":"relay","args":{"state":"open"},"idempotencyKey":"op-42"}"#)
             #expect(repeated.status == .ok)
             #expect(try api.decode(CommandView.self, repeated).id == command.id)
-            let mismatch = try await api.call(.post, "/v1/devices/m1/commands", #"{"name":"relay","args":{"state":"close"},"idempotencyKey":"op-42"}"#)
+            let mismatch = try await api.call(
+                .post, "/v1/devices/m1/commands", #"{"name":"relay","args":{"state":"close"},"idempotencyKey":"op-42"}"#
+            )
             #expect(mismatch.status == .conflict)
 
             let delivered = try await h.poll(makePoll("m1", seq: 1), token: token)
             #expect(delivered.requests.map(\.id) == [command.id])
-            _ = try await h.poll(makePoll("m1", seq: 2, results: [LogicalResult(id: command.id, status: .succeeded, data: ["relay": "open"])]), token: token)
+            _ = try await h.poll(
+                makePoll(
+                    "m1", seq: 2, results: [LogicalResult(id: command.id, status: .succeeded, data: ["relay": "open"])]),
+                token: token)
 
             let shown = try api.decode(CommandView.self, try await api.call(.get, "/v1/commands/\(command.id)"))
             #expect(shown.state == .succeeded)
@@ -106,7 +126,8 @@ import Testing
         try await Self.run(h) { api in
             let cases = [
                 #"{"args":{}}"#, #"{"name":"bad name"}"#, #"{"name":"x","args":[1]}"#, #"{"name":"x","ttl":-1}"#,
-                #"{"name":"x","ttl":5,"expiresAt":"2030-01-01T00:00:00Z"}"#, #"{"name":"x","expiresAt":"2001-01-01T00:00:00Z"}"#,
+                #"{"name":"x","ttl":5,"expiresAt":"2030-01-01T00:00:00Z"}"#,
+                #"{"name":"x","expiresAt":"2001-01-01T00:00:00Z"}"#,
                 #"{"name":"x","ttl":10,"notBefore":"2099-01-01T00:00:00Z"}"#, #"{"name":"x","maxAttempts":0}"#,
                 #"{"name":"x","timeout":0}"#, #"{"name":"x","idempotencyKey":"has space"}"#,
             ]
@@ -133,7 +154,9 @@ import Testing
             var ids: [String] = []
             var cursor: String?
             repeat {
-                let page = try api.decode(Page<DeviceView>.self, try await api.call(.get, "/v1/devices?limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")))
+                let page = try api.decode(
+                    Page<DeviceView>.self,
+                    try await api.call(.get, "/v1/devices?limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")))
                 #expect(page.items.count <= 2)
                 ids += page.items.map(\.id)
                 cursor = page.nextCursor
@@ -143,18 +166,25 @@ import Testing
             var commands: [String] = []
             cursor = nil
             repeat {
-                let page = try api.decode(Page<CommandView>.self, try await api.call(.get, "/v1/devices/dev-1/commands?limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")))
+                let page = try api.decode(
+                    Page<CommandView>.self,
+                    try await api.call(
+                        .get, "/v1/devices/dev-1/commands?limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")))
                 commands += page.items.map(\.id)
                 cursor = page.nextCursor
             } while cursor != nil
             #expect(commands == submitted.reversed(), "newest first, each once")
-            let queued = try api.decode(Page<CommandView>.self, try await api.call(.get, "/v1/commands?state=queued&device=dev-1"))
+            let queued = try api.decode(
+                Page<CommandView>.self, try await api.call(.get, "/v1/commands?state=queued&device=dev-1"))
             #expect(queued.items.count == 5)
 
             var uplink: [String] = []
             cursor = nil
             repeat {
-                let page = try api.decode(Page<UplinkView>.self, try await api.call(.get, "/v1/devices/dev-2/uplink?limit=2&kind=reading" + (cursor.map { "&cursor=\($0)" } ?? "")))
+                let page = try api.decode(
+                    Page<UplinkView>.self,
+                    try await api.call(
+                        .get, "/v1/devices/dev-2/uplink?limit=2&kind=reading" + (cursor.map { "&cursor=\($0)" } ?? "")))
                 uplink += page.items.map(\.id)
                 cursor = page.nextCursor
             } while cursor != nil

@@ -8,8 +8,10 @@ import Testing
 
 /// The simulated meter's command handlers, driven through a live hub.
 @Suite struct SimulatedMeterTests {
-    static func meter(_ live: LiveHub, token: String, directory: URL, log: ExecutionLog) async throws -> SimulatedMeter {
-        var configuration = AgentConfiguration(hubURL: live.url, deviceID: "m1", token: token, stateDirectory: directory)
+    static func meter(_ live: LiveHub, token: String, directory: URL, log: ExecutionLog) async throws -> SimulatedMeter
+    {
+        var configuration = AgentConfiguration(
+            hubURL: live.url, deviceID: "m1", token: token, stateDirectory: directory)
         configuration.longPoll = 5
         var logger = Logger(label: "test.meter")
         logger.logLevel = ProcessInfo.processInfo.environment["AGENT_LOG"] == nil ? .critical : .debug
@@ -33,7 +35,9 @@ import Testing
         var loop = Task { [meter] in await meter.run() }
         let read = try await run("read")
         #expect(read.state == .succeeded)
-        for key in ["kWh", "kW", "V", "A", "PF", "relay"] { #expect(read.outcome?.data?[key] != nil, "read returns \(key)") }
+        for key in ["kWh", "kW", "V", "A", "PF", "relay"] {
+            #expect(read.outcome?.data?[key] != nil, "read returns \(key)")
+        }
         let opened = try await run("relay", ["state": "open"])
         #expect(opened.outcome?.data == ["relay": "open", "changed": true])
         #expect(try await run("relay", ["state": "sideways"]).outcome?.code == OutcomeCode.invalidArgs)

@@ -8,9 +8,10 @@ struct OperatorTypesTests {
 
     @Test("states: wire names, terminality, result statuses")
     func states() {
-        #expect(MessageState.allCases.map(\.rawValue) == [
-            "QUEUED", "DISPATCHED", "ACKED", "SUCCEEDED", "FAILED", "REJECTED", "EXPIRED", "CANCELED", "TIMED_OUT",
-        ])
+        #expect(
+            MessageState.allCases.map(\.rawValue) == [
+                "QUEUED", "DISPATCHED", "ACKED", "SUCCEEDED", "FAILED", "REJECTED", "EXPIRED", "CANCELED", "TIMED_OUT",
+            ])
         #expect(MessageState.allCases.filter { !$0.isTerminal } == [.queued, .dispatched, .acked])
         #expect(ResultStatus.allCases.map(\.terminalState) == [.succeeded, .failed, .rejected])
         #expect(ResultStatus.allCases.allSatisfy { $0.terminalState.isTerminal })
@@ -21,9 +22,10 @@ struct OperatorTypesTests {
     func submitMinimal() throws {
         let request = try WireJSON.decode(SubmitCommandRequest.self, from: Data(#"{"name":"read"}"#.utf8))
         #expect(request == SubmitCommandRequest(name: "read"))
-        #expect(WireJSON.describe(
-            Result { try WireJSON.decode(SubmitCommandRequest.self, from: Data("{}".utf8)) }.failure!)
-            == "missing field 'name'")
+        #expect(
+            WireJSON.describe(
+                Result { try WireJSON.decode(SubmitCommandRequest.self, from: Data("{}".utf8)) }.failure!)
+                == "missing field 'name'")
     }
 
     @Test("a command view with history round trips")

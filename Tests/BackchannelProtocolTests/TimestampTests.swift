@@ -111,10 +111,12 @@ struct TimestampTests {
                 }
             }
         }
-        #expect(Timestamp(rfc3339: "1900-02-28T23:59:59.999Z")?.adding(seconds: 0.001).description
-            == "1900-03-01T00:00:00.000Z")
-        #expect(Timestamp(rfc3339: "2000-02-28T23:59:59.999Z")?.adding(seconds: 0.001).description
-            == "2000-02-29T00:00:00.000Z")
+        #expect(
+            Timestamp(rfc3339: "1900-02-28T23:59:59.999Z")?.adding(seconds: 0.001).description
+                == "1900-03-01T00:00:00.000Z")
+        #expect(
+            Timestamp(rfc3339: "2000-02-28T23:59:59.999Z")?.adding(seconds: 0.001).description
+                == "2000-02-29T00:00:00.000Z")
     }
 
     @Test(

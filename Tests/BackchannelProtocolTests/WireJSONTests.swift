@@ -78,9 +78,10 @@ struct WireJSONTests {
         var data = try WireJSON.encode(response)
         var object = try jsonObject(data)
         #expect(object["superseded"] == nil)
-        #expect(Set(object.keys) == [
-            "seq", "receivedAt", "sentAt", "stored", "requests", "cancel", "more", "nextPollAfter", "ackWithin",
-        ])
+        #expect(
+            Set(object.keys) == [
+                "seq", "receivedAt", "sentAt", "stored", "requests", "cancel", "more", "nextPollAfter", "ackWithin",
+            ])
         #expect(try WireJSON.decode(PollResponse.self, from: data) == response)
 
         response.superseded = true
@@ -156,8 +157,13 @@ struct WireJSONTests {
         #expect(describe(#"{"device":"d","seq":1,"sentAt":"2026-01-01T00:00:00Z"}"#) == "decoded")
 
         let secret = describe(#"{"device":"d","seq":1,"sentAt":"SECRET-VALUE"}"#)
-        #expect(secret.hasPrefix("field 'sentAt' is invalid"))
+        #expect(secret.hasPrefix("field 'sentAt' has an invalid value: expected an RFC 3339 timestamp"))
         #expect(!secret.contains("SECRET"))
+        let kind = describe(
+            #"{"device":"d","seq":1,"sentAt":"2026-01-01T00:00:00Z","uplink":[{"id":"u","kind":"SECRET-KIND","name":"n","at":"2026-01-01T00:00:00Z","data":1}]}"#
+        )
+        #expect(kind == "field 'uplink[0].kind' has an invalid value")
+        #expect(!kind.contains("SECRET"), "values are never echoed")
         struct Other: Error {}
         #expect(WireJSON.describe(Other()) == "body is not valid JSON")
     }

@@ -132,12 +132,22 @@ struct LifecycleTableTests {
             .illegal, .unchanged, .to(.succeeded), .to(.failed), .to(.rejected), .illegal, .illegal, .to(.timedOut),
             .to(.canceled),
         ],
-        .succeeded: [.illegal, .unchanged, .unchanged, .lateResult, .lateResult, .illegal, .illegal, .illegal, .illegal],
+        .succeeded: [
+            .illegal, .unchanged, .unchanged, .lateResult, .lateResult, .illegal, .illegal, .illegal, .illegal,
+        ],
         .failed: [.illegal, .unchanged, .lateResult, .unchanged, .lateResult, .illegal, .illegal, .illegal, .illegal],
-        .rejected: [.illegal, .unchanged, .lateResult, .lateResult, .unchanged, .illegal, .illegal, .illegal, .illegal],
-        .expired: [.illegal, .unchanged, .lateResult, .lateResult, .lateResult, .illegal, .illegal, .illegal, .illegal],
-        .canceled: [.illegal, .unchanged, .lateResult, .lateResult, .lateResult, .illegal, .illegal, .illegal, .illegal],
-        .timedOut: [.illegal, .unchanged, .lateResult, .lateResult, .lateResult, .illegal, .illegal, .illegal, .illegal],
+        .rejected: [
+            .illegal, .unchanged, .lateResult, .lateResult, .unchanged, .illegal, .illegal, .illegal, .illegal,
+        ],
+        .expired: [
+            .illegal, .unchanged, .lateResult, .lateResult, .lateResult, .illegal, .illegal, .illegal, .illegal,
+        ],
+        .canceled: [
+            .illegal, .unchanged, .lateResult, .lateResult, .lateResult, .illegal, .illegal, .illegal, .illegal,
+        ],
+        .timedOut: [
+            .illegal, .unchanged, .lateResult, .lateResult, .lateResult, .illegal, .illegal, .illegal, .illegal,
+        ],
     ]
 
     @Test("the table covers every state and event")

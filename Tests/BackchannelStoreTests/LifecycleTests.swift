@@ -108,7 +108,10 @@ struct LifecycleTests {
         #expect(record.leaseExpiresAt == nil)
         #expect(entries.map(\.to) == [.dispatched, .queued, .dispatched, .queued, .dispatched, .failed])
         #expect(entries.map(\.attempt) == [1, 1, 2, 2, 3, 3])
-        #expect(entries.map(\.event) == ["dispatch", "lease-lapsed", "dispatch", "lease-lapsed", "dispatch", "lease-lapsed"])
+        #expect(
+            entries.map(\.event) == [
+                "dispatch", "lease-lapsed", "dispatch", "lease-lapsed", "dispatch", "lease-lapsed",
+            ])
         #expect(entries.last?.detail == OutcomeCode.undeliverable)
         #expect(entries[1].detail == "redeliver")
         refused(record, .dispatch(leaseUntil: F.at(400)), at: F.at(300))
@@ -193,7 +196,8 @@ struct LifecycleTests {
         let before = record
         #expect(record.apply(.result(F.result(record.id, .succeeded, code: "other")), at: F.at(3)) == .unchanged)
         #expect(record == before)
-        if case .lateResult = record.apply(.result(F.result(record.id, .failed)), at: F.at(4)) {} else {
+        if case .lateResult = record.apply(.result(F.result(record.id, .failed)), at: F.at(4)) {
+        } else {
             Issue.record("a different status after SUCCEEDED must be a late result")
         }
         #expect(record == before)
@@ -205,7 +209,8 @@ struct LifecycleTests {
         try transition(&record, .dispatch(leaseUntil: F.at(31)), at: 1)
         try transition(&record, .leaseLapsed, at: 31)
         #expect(record.state == .failed)
-        if case .lateResult = record.apply(.result(F.result(record.id, .failed)), at: F.at(40)) {} else {
+        if case .lateResult = record.apply(.result(F.result(record.id, .failed)), at: F.at(40)) {
+        } else {
             Issue.record("expected a late result")
         }
     }

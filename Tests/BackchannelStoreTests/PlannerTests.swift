@@ -90,7 +90,8 @@ struct PlannerTests {
     func duplicateAck() {
         var record = dispatched("c1")
         _ = record.apply(.ack, at: F.at(60))
-        let plan = LifecyclePlanner.planExchange(input(acks: ["c1"], accept: 0), referenced: ["c1": record], candidates: [])
+        let plan = LifecyclePlanner.planExchange(
+            input(acks: ["c1"], accept: 0), referenced: ["c1": record], candidates: [])
         #expect(plan == ExchangePlan())
     }
 

@@ -42,7 +42,8 @@ extension StoreConformanceTests {
         }
     }
 
-    @Test("idempotency: same key and command → existing, no write; different command → mismatch",
+    @Test(
+        "idempotency: same key and command → existing, no write; different command → mismatch",
         arguments: StoreKind.allCases)
     func idempotency(kind: StoreKind) async throws {
         try await kind.withStore(devices: Self.devices) { store async throws in
@@ -64,7 +65,9 @@ extension StoreConformanceTests {
             #expect(store.writeCount == writes)
 
             // The key is scoped to the device; commands without a key never collide.
-            #expect(try await store.submit(F.command(id: "c5", device: "dev-2", args: ["n": 1], key: "k1")).record.id == "c5")
+            #expect(
+                try await store.submit(F.command(id: "c5", device: "dev-2", args: ["n": 1], key: "k1")).record.id
+                    == "c5")
             try await store.submitNew(F.command(id: "c6"))
             try await store.submitNew(F.command(id: "c7"))
             #expect(store.writeCount == writes + 3)
@@ -77,7 +80,8 @@ extension StoreConformanceTests {
         }
     }
 
-    @Test("commands are listed newest first, filtered by device and state, paged with `before`",
+    @Test(
+        "commands are listed newest first, filtered by device and state, paged with `before`",
         arguments: StoreKind.allCases)
     func listCommands(kind: StoreKind) async throws {
         try await kind.withStore(devices: Self.devices) { store async throws in
@@ -95,7 +99,10 @@ extension StoreConformanceTests {
             #expect(try await store.commands(CommandQuery(device: "dev-2")).map(\.id) == [other])
             #expect(try await store.commands(CommandQuery(device: "ghost")).isEmpty)
             #expect(try await store.commands(CommandQuery(state: .canceled)).map(\.id) == [ids[3], ids[1]])
-            #expect(try await store.commands(CommandQuery(device: "dev-1", state: .queued)).map(\.id) == [ids[4], ids[2], ids[0]])
+            #expect(
+                try await store.commands(CommandQuery(device: "dev-1", state: .queued)).map(\.id) == [
+                    ids[4], ids[2], ids[0],
+                ])
             #expect(try await store.commands(CommandQuery(device: "dev-2", state: .canceled)).isEmpty)
 
             var pages: [[String]] = []
@@ -129,13 +136,17 @@ extension StoreConformanceTests {
             #expect(previous == .queued)
             #expect(record.state == .canceled)
             #expect(record.finishedAt == F.at(10))
-            #expect(record.outcome == CommandOutcome(code: OutcomeCode.canceled, retryable: false, detail: "wrong meter"))
+            #expect(
+                record.outcome == CommandOutcome(code: OutcomeCode.canceled, retryable: false, detail: "wrong meter"))
             #expect(try await store.command(id: queued.id) == record)
             #expect(store.writeCount == writes + 1)
             let last = try await store.history(command: queued.id).last
-            #expect(last == TransitionRecord(
-                command: queued.id, device: "dev-1", at: F.at(10), from: .queued, to: .canceled, event: "cancel",
-                attempt: 0, detail: "wrong meter"))
+            #expect(
+                last
+                    == TransitionRecord(
+                        command: queued.id, device: "dev-1", at: F.at(10), from: .queued, to: .canceled,
+                        event: "cancel",
+                        attempt: 0, detail: "wrong meter"))
 
             #expect(try await store.cancel(command: queued.id, at: F.at(11), reason: nil) == .alreadyTerminal(record))
             #expect(store.writeCount == writes + 1)
@@ -172,12 +183,15 @@ extension StoreConformanceTests {
         }
     }
 
-    @Test("pendingWork: due now, the next notBefore beyond the horizon, expired ones ignored",
+    @Test(
+        "pendingWork: due now, the next notBefore beyond the horizon, expired ones ignored",
         arguments: StoreKind.allCases)
     func pendingWork(kind: StoreKind) async throws {
         try await kind.withStore(devices: Self.devices) { store async throws in
             let now = F.at(100)
-            #expect(try await store.pendingWork(device: "dev-1", horizon: now, now: now) == PendingWork(dueNow: false, nextNotBefore: nil))
+            #expect(
+                try await store.pendingWork(device: "dev-1", horizon: now, now: now)
+                    == PendingWork(dueNow: false, nextNotBefore: nil))
 
             try await store.submitNew(F.command(created: 0, ttl: 50))  // expired by now
             try await store.submitNew(F.command(created: 1, ttl: 500, notBefore: F.at(300)))
@@ -185,9 +199,14 @@ extension StoreConformanceTests {
             try await store.submitNew(F.command(created: 3, ttl: 150, notBefore: F.at(400)))  // expires before notBefore... still listed until swept
             #expect(try await store.pendingWork(device: "dev-1", horizon: now, now: now).dueNow == false)
             #expect(try await store.pendingWork(device: "dev-1", horizon: now, now: now).nextNotBefore == F.at(200))
-            #expect(try await store.pendingWork(device: "dev-1", horizon: F.at(200), now: now) == PendingWork(dueNow: true, nextNotBefore: F.at(300)))
-            #expect(try await store.pendingWork(device: "dev-1", horizon: F.at(250), now: now).nextNotBefore == F.at(300))
-            #expect(try await store.pendingWork(device: "dev-2", horizon: F.at(1000), now: now) == PendingWork(dueNow: false, nextNotBefore: nil))
+            #expect(
+                try await store.pendingWork(device: "dev-1", horizon: F.at(200), now: now)
+                    == PendingWork(dueNow: true, nextNotBefore: F.at(300)))
+            #expect(
+                try await store.pendingWork(device: "dev-1", horizon: F.at(250), now: now).nextNotBefore == F.at(300))
+            #expect(
+                try await store.pendingWork(device: "dev-2", horizon: F.at(1000), now: now)
+                    == PendingWork(dueNow: false, nextNotBefore: nil))
 
             let due = try await store.submitNew(F.command(created: 4, ttl: 500))
             #expect(try await store.pendingWork(device: "dev-1", horizon: now, now: now).dueNow)

@@ -40,7 +40,8 @@ extension StoreConformanceTests {
             #expect(try await store.devices(after: "d4", limit: 2).map(\.id) == ["d5"])
             #expect(try await store.devices(after: "d5", limit: 2).isEmpty)
             #expect(try await store.devices(after: "d25", limit: 10).map(\.id) == ["d3", "d4", "d5"])
-            #expect(try await store.devices(after: nil, limit: 10) == ["d1", "d2", "d3", "d4", "d5"].map { F.device($0) })
+            #expect(
+                try await store.devices(after: nil, limit: 10) == ["d1", "d2", "d3", "d4", "d5"].map { F.device($0) })
             #expect(try await store.devices(after: nil, limit: 0).isEmpty)
         }
     }
@@ -82,7 +83,8 @@ extension StoreConformanceTests {
 
     /// Memory and SQLite disagree here: SQLite keeps the latest time and writes nothing for a
     /// stale or repeated batch; the memory store overwrites and counts a write. See the report.
-    @Test("recordLastSeen never moves lastSeenAt backwards and writes nothing when nothing changes",
+    @Test(
+        "recordLastSeen never moves lastSeenAt backwards and writes nothing when nothing changes",
         arguments: StoreKind.allCases)
     func lastSeenIsMonotonic(kind: StoreKind) async throws {
         try await kind.withStore(devices: Self.devices) { store async throws in

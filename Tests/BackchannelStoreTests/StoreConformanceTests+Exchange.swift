@@ -67,9 +67,11 @@ extension StoreConformanceTests {
             #expect(result.plan.updated == [done])
             #expect(done.state == .failed)
             #expect(done.finishedAt == F.at(3))
-            #expect(done.outcome == CommandOutcome(
-                status: .failed, code: "relay_stuck", retryable: true, detail: "contact welded",
-                data: ["position": "closed"]))
+            #expect(
+                done.outcome
+                    == CommandOutcome(
+                        status: .failed, code: "relay_stuck", retryable: true, detail: "contact welded",
+                        data: ["position": "closed"]))
 
             let history = try await store.history(command: command.id)
             #expect(history.map(\.event) == ["submit", "dispatch", "ack", "result"])
@@ -77,7 +79,9 @@ extension StoreConformanceTests {
             #expect(history.map(\.to) == [.queued, .dispatched, .acked, .failed])
             #expect(history.map(\.at) == [F.t0, F.at(1), F.at(2), F.at(3)])
             #expect(history.map(\.attempt) == [0, 1, 1, 1])
-            #expect(Array(history.dropFirst()) == dispatch.plan.transitions + ack.plan.transitions + result.plan.transitions)
+            #expect(
+                Array(history.dropFirst()) == dispatch.plan.transitions + ack.plan.transitions + result.plan.transitions
+            )
 
             // A repeated result changes nothing and writes nothing; a contradicting one is recorded as late.
             let repeatWrites = store.writeCount
@@ -123,7 +127,8 @@ extension StoreConformanceTests {
         }
     }
 
-    @Test("dispatch honours notBefore within the lead horizon, and skips expired commands", arguments: StoreKind.allCases)
+    @Test(
+        "dispatch honours notBefore within the lead horizon, and skips expired commands", arguments: StoreKind.allCases)
     func dispatchHorizon(kind: StoreKind) async throws {
         try await kind.withStore(devices: Self.devices) { store async throws in
             let scheduled = try await store.submitNew(F.command(created: 0, notBefore: F.at(200)))

@@ -26,8 +26,9 @@ extension StoreConformanceTests {
             let again = try await store.poll(at: F.at(40), accept: 1, lease: 30)
             #expect(again.plan.dispatched.map(\.attempt) == [2])
             #expect(again.plan.dispatched.first?.logicalRequest.attempt == 2)
-            #expect(try await store.history(command: command.id).map(\.event)
-                == ["submit", "dispatch", "lease-lapsed", "dispatch"])
+            #expect(
+                try await store.history(command: command.id).map(\.event)
+                    == ["submit", "dispatch", "lease-lapsed", "dispatch"])
 
             // A late ack of the first delivery still counts after the requeue.
             _ = try await store.sweep(at: F.at(70), limit: 100)
@@ -36,7 +37,9 @@ extension StoreConformanceTests {
         }
     }
 
-    @Test("sweep: the lease lapsing on the last attempt fails the command as undeliverable", arguments: StoreKind.allCases)
+    @Test(
+        "sweep: the lease lapsing on the last attempt fails the command as undeliverable", arguments: StoreKind.allCases
+    )
     func sweepUndeliverable(kind: StoreKind) async throws {
         try await kind.withStore(devices: Self.devices) { store async throws in
             let command = try await store.submitNew(F.command(maxAttempts: 2))
@@ -55,7 +58,8 @@ extension StoreConformanceTests {
         }
     }
 
-    @Test("sweep: expiry of QUEUED and DISPATCHED commands, expiry winning over a lapsed lease",
+    @Test(
+        "sweep: expiry of QUEUED and DISPATCHED commands, expiry winning over a lapsed lease",
         arguments: StoreKind.allCases)
     func sweepExpiry(kind: StoreKind) async throws {
         try await kind.withStore(devices: Self.devices) { store async throws in
@@ -106,7 +110,8 @@ extension StoreConformanceTests {
         }
     }
 
-    @Test("nextDeadline is the earliest expiry, lease or result deadline of open commands", arguments: StoreKind.allCases)
+    @Test(
+        "nextDeadline is the earliest expiry, lease or result deadline of open commands", arguments: StoreKind.allCases)
     func nextDeadline(kind: StoreKind) async throws {
         try await kind.withStore(devices: Self.devices) { store async throws in
             #expect(try await store.nextDeadline() == nil)
@@ -144,8 +149,14 @@ extension StoreConformanceTests {
             #expect(all.first { $0.item.id == "e2" }?.receivedAt == F.at(2))
             #expect(all.first?.view.receivedAt == F.at(2))
 
-            #expect(try await store.uplink(device: "dev-1", kind: .reading, after: nil, limit: 10).map(\.item.id) == ["r3", "r2", "r1"])
-            #expect(try await store.uplink(device: "dev-1", kind: .event, after: nil, limit: 10).map(\.item.id) == ["e2", "e1"])
+            #expect(
+                try await store.uplink(device: "dev-1", kind: .reading, after: nil, limit: 10).map(\.item.id) == [
+                    "r3", "r2", "r1",
+                ])
+            #expect(
+                try await store.uplink(device: "dev-1", kind: .event, after: nil, limit: 10).map(\.item.id) == [
+                    "e2", "e1",
+                ])
             #expect(try await store.uplink(device: "dev-2", kind: nil, after: nil, limit: 10).map(\.item.id) == ["x1"])
             #expect(try await store.uplink(device: "ghost", kind: nil, after: nil, limit: 10).isEmpty)
 
@@ -163,7 +174,9 @@ extension StoreConformanceTests {
         }
     }
 
-    @Test("writeCount grows by exactly one per changing operation and not at all otherwise", arguments: StoreKind.allCases)
+    @Test(
+        "writeCount grows by exactly one per changing operation and not at all otherwise", arguments: StoreKind.allCases
+    )
     func writeCount(kind: StoreKind) async throws {
         try await kind.withStore { store async throws in
             var expected: UInt64 = 0

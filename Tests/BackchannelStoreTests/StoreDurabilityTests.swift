@@ -52,8 +52,9 @@ struct StoreDurabilityTests {
             #expect(try await reopened.nextDeadline() == F.at(33))  // c-open's lease (dispatched at 3, 30 s)
 
             // The reopened store carries on: idempotency, uplink dedup and the lifecycle.
-            #expect(try await reopened.submit(F.command(id: "c-new", args: ["x": [1.5, "y", nil]], key: "k1"))
-                == .existing(expectedCommands.last!))
+            #expect(
+                try await reopened.submit(F.command(id: "c-new", args: ["x": [1.5, "y", nil]], key: "k1"))
+                    == .existing(expectedCommands.last!))
             let again = try await reopened.poll(at: F.at(6), uplink: [F.uplink("u1"), F.uplink("u2")])
             #expect(again.newlyStored == ["u2"])
             let newest = try await reopened.uplink(device: "dev-1", kind: nil, after: nil, limit: 1)

@@ -40,7 +40,14 @@ enum WorkHint: Sendable, Equatable {
 
 /// The in-memory table of device sessions, loaded from the store on first contact.
 final class DeviceDirectory: Sendable {
-    private let sessions = Mutex<[String: DeviceSession]>([:])
+    private struct Table {
+        var sessions: [String: DeviceSession] = [:]
+        /// Bumped by every credential change, loaded or not, so a session load that raced a
+        /// token rotation is discarded instead of caching the old hash.
+        var credentialEpoch: UInt64 = 0
+    }
+
+    private let table = Mutex(Table())
     private let store: any MessageStore
 
     init(store: any MessageStore) {
@@ -49,42 +56,47 @@ final class DeviceDirectory: Sendable {
 
     /// The session of a device, loading it from the store on first use. Nil when unknown.
     func session(_ id: String, now: Timestamp, burst: Double) async throws -> DeviceSession? {
-        if let cached = sessions.withLock({ $0[id] }) { return cached }
-        guard let record = try await store.device(id: id) else { return nil }
-        let session = DeviceSession(
-            tokenHash: record.tokenHash, lastSeenAt: record.lastSeenAt, presence: nil,
-            memo: record.lastExchange, lastSeq: record.lastExchange?.seq, tokens: burst, tokensAt: now,
-            announced: record.lastSeenAt != nil
-        )
-        return sessions.withLock { table in
-            if let raced = table[id] { return raced }
-            table[id] = session
-            return session
+        while true {
+            let (cached, epoch) = table.withLock { ($0.sessions[id], $0.credentialEpoch) }
+            if let cached { return cached }
+            guard let record = try await store.device(id: id) else { return nil }
+            let session = DeviceSession(
+                tokenHash: record.tokenHash, lastSeenAt: record.lastSeenAt, presence: nil,
+                memo: record.lastExchange, lastSeq: record.lastExchange?.seq, tokens: burst, tokensAt: now,
+                announced: record.lastSeenAt != nil
+            )
+            let loaded: DeviceSession?? = table.withLock { table in
+                if let raced = table.sessions[id] { return raced }
+                guard table.credentialEpoch == epoch else { return .some(nil) }  // read again
+                table.sessions[id] = session
+                return session
+            }
+            if let loaded, let loaded { return loaded }
         }
     }
 
     /// Reads and changes one session under the lock. Returns nil when the session is not loaded.
     @discardableResult
     func update<T>(_ id: String, _ body: (inout DeviceSession) -> T) -> T? {
-        sessions.withLock { table in
-            guard var session = table[id] else { return nil }
+        table.withLock { table in
+            guard var session = table.sessions[id] else { return nil }
             let value = body(&session)
-            table[id] = session
+            table.sessions[id] = session
             return value
         }
     }
 
     /// The in-memory view of a device, if loaded.
-    func snapshot(_ id: String) -> DeviceSession? { sessions.withLock { $0[id] } }
+    func snapshot(_ id: String) -> DeviceSession? { table.withLock { $0.sessions[id] } }
 
     /// Takes the last-seen times not yet flushed, clearing them.
     func takeUnflushedSeen() -> [String: Timestamp] {
-        sessions.withLock { table in
+        table.withLock { table in
             var batch: [String: Timestamp] = [:]
-            for (id, session) in table {
+            for (id, session) in table.sessions {
                 if let seen = session.unflushedSeen {
                     batch[id] = seen
-                    table[id]?.unflushedSeen = nil
+                    table.sessions[id]?.unflushedSeen = nil
                 }
             }
             return batch
@@ -93,41 +105,41 @@ final class DeviceDirectory: Sendable {
 
     /// Puts back last-seen times whose flush failed, unless newer ones arrived meanwhile.
     func restoreUnflushed(_ batch: [String: Timestamp]) {
-        sessions.withLock { table in
-            for (id, seen) in batch where table[id] != nil && table[id]?.unflushedSeen == nil {
-                table[id]?.unflushedSeen = seen
+        table.withLock { table in
+            for (id, seen) in batch where table.sessions[id] != nil && table.sessions[id]?.unflushedSeen == nil {
+                table.sessions[id]?.unflushedSeen = seen
             }
         }
     }
 
     /// Notes new possible work for a device (a submit, a redelivery, a cancellation).
     func noteWork(_ id: String) {
-        sessions.withLock { table in
-            guard table[id] != nil else { return }
-            table[id]!.workHint = .unknown
-            table[id]!.workVersion &+= 1
+        table.withLock { table in
+            guard table.sessions[id] != nil else { return }
+            table.sessions[id]!.workHint = .unknown
+            table.sessions[id]!.workVersion &+= 1
         }
     }
 
     /// Records that the store showed no dispatchable work, unless work was noted since
     /// `version` was read.
     func noteIdle(_ id: String, until: Timestamp?, verifiedAt: Timestamp, version: UInt64) {
-        sessions.withLock { table in
-            guard table[id]?.workVersion == version else { return }
-            table[id]!.workHint = .idle(until: until, verifiedAt: verifiedAt)
+        table.withLock { table in
+            guard table.sessions[id]?.workVersion == version else { return }
+            table.sessions[id]!.workHint = .idle(until: until, verifiedAt: verifiedAt)
         }
     }
 
     /// Forgets the cached work state (after an exchange changed the queue).
     func forgetWork(_ id: String) {
-        sessions.withLock { table in table[id]?.workHint = .unknown }
+        table.withLock { table in table.sessions[id]?.workHint = .unknown }
     }
 
-    /// Replaces a device's token hash in memory.
+    /// Replaces a device's token hash in memory, and makes any session load under way read again.
     func setTokenHash(_ id: String, _ hash: String) {
-        sessions.withLock { table in table[id]?.tokenHash = hash }
+        table.withLock { table in
+            table.sessions[id]?.tokenHash = hash
+            table.credentialEpoch &+= 1
+        }
     }
-
-    /// Sessions currently loaded.
-    func all() -> [String: DeviceSession] { sessions.withLock { $0 } }
 }

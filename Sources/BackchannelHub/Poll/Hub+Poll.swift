@@ -119,20 +119,23 @@ extension Hub {
         var wakeup = Wakeup()
         var holding = wantsWait && lanes.hold(context.device, wakeup)
         defer { if holding { lanes.release(context.device) } }
+        if wantsWait && !holding {
+            // A newer poll of this device is already queued: it takes the work.
+            metrics.supersededPolls.add(1, ordering: .relaxed)
+            return remember(context, empty(context, stored: stored, superseded: true))
+        }
 
         var work = try await pendingWork(context.device, now: clock.now())
         if work.dueNow { return try await dispatchOnly(context, stored: stored) }
-        guard holding else {
-            if wantsWait { metrics.supersededPolls.add(1, ordering: .relaxed) }
-            return remember(context, empty(context, stored: stored, superseded: wantsWait ? true : nil))
-        }
-        if metrics.heldPolls.load(ordering: .relaxed) >= configuration.maxHeldPolls {
+        let hasCancels = directory.snapshot(context.device).map { !$0.pendingCancels.isEmpty } ?? false
+        guard holding, !hasCancels else { return remember(context, empty(context, stored: stored)) }
+
+        if metrics.heldPolls.add(1, ordering: .relaxed).newValue > configuration.maxHeldPolls {
+            metrics.heldPolls.subtract(1, ordering: .relaxed)
             throw HubError.unavailable("too many held polls", retryAfter: 5)
         }
-
-        let deadline = context.receivedAt.adding(seconds: min(context.request.wait, configuration.maxWait))
-        metrics.heldPolls.add(1, ordering: .relaxed)
         defer { metrics.heldPolls.subtract(1, ordering: .relaxed) }
+        let deadline = context.receivedAt.adding(seconds: min(context.request.wait, configuration.maxWait))
         while true {
             let now = clock.now()
             var limit = deadline.seconds(since: now)
@@ -242,9 +245,14 @@ extension Hub {
     }
 
     /// An answer with no new work.
+    ///
+    /// A superseded answer carries no cancel notices: the device may ignore it, so they wait for
+    /// the newer poll's answer.
     private func empty(_ context: PollContext, stored: [String], superseded: Bool? = nil, more: Bool = false) -> Data {
         let cancels =
-            directory.update(context.device) { session -> [String] in
+            superseded == true
+            ? []
+            : directory.update(context.device) { session -> [String] in
                 defer { session.pendingCancels = [] }
                 return session.pendingCancels
             } ?? []
@@ -277,7 +285,8 @@ extension Hub {
             let fresh = Set(outcome.newlyStored)
             for item in context.request.uplink where fresh.contains(item.id) {
                 events.publish(
-                    .uplink, at: context.receivedAt, device: context.device, detail: "\(item.kind.rawValue) \(item.name)",
+                    .uplink, at: context.receivedAt, device: context.device,
+                    detail: "\(item.kind.rawValue) \(item.name)",
                     data: item.data
                 )
             }
@@ -329,14 +338,15 @@ extension Hub {
         let rate = configuration.devicePollRate
         guard rate > 0 else { return }
         let burst = configuration.devicePollBurst
-        let retryAfter: Double? = directory.update(device) { session in
-            let elapsed = max(0, now.seconds(since: session.tokensAt))
-            session.tokens = min(burst, session.tokens + elapsed * rate)
-            session.tokensAt = now
-            guard session.tokens >= 1 else { return (1 - session.tokens) / rate }
-            session.tokens -= 1
-            return nil
-        } ?? nil
+        let retryAfter: Double? =
+            directory.update(device) { session in
+                let elapsed = max(0, now.seconds(since: session.tokensAt))
+                session.tokens = min(burst, session.tokens + elapsed * rate)
+                session.tokensAt = now
+                guard session.tokens >= 1 else { return (1 - session.tokens) / rate }
+                session.tokens -= 1
+                return nil
+            } ?? nil
         if let retryAfter { throw HubError.rateLimited(retryAfter: max(1, retryAfter)) }
     }
 

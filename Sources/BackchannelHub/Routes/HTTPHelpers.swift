@@ -41,7 +41,8 @@ extension Request {
     func secondsQuery(_ name: String, range: ClosedRange<Double>) throws -> Double? {
         guard let text = uri.queryParameters.get(name) else { return nil }
         guard let number = Double(text), range.contains(number) else {
-            throw HubError.malformed("\(name): must be a number of seconds from \(range.lowerBound) to \(range.upperBound)")
+            throw HubError.malformed(
+                "\(name): must be a number of seconds from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
     }
@@ -69,9 +70,11 @@ struct OperatorAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         -> Response
     {
         guard let tokenHash else {
-            throw HubError(.forbidden, ErrorCode.forbidden, "the operator API is disabled: no operator token is configured")
+            throw HubError(
+                .forbidden, ErrorCode.forbidden, "the operator API is disabled: no operator token is configured")
         }
-        guard let token = Credentials.bearer(request.headers[.authorization]), Credentials.matches(token, hash: tokenHash)
+        guard let token = Credentials.bearer(request.headers[.authorization]),
+            Credentials.matches(token, hash: tokenHash)
         else {
             throw HubError.unauthorized("missing or invalid operator token")
         }

@@ -46,7 +46,9 @@ extension Hub {
             }
             var cursor: Int64?
             if let text = request.query("cursor") {
-                guard let parsed = Int64(text), parsed > 0 else { throw HubError.malformed("cursor: not a cursor from this list") }
+                guard let parsed = Int64(text), parsed > 0 else {
+                    throw HubError.malformed("cursor: not a cursor from this list")
+                }
                 cursor = parsed
             }
             return try jsonResponse(try await self.uplink(device: device, kind: kind, cursor: cursor, limit: limit))
@@ -82,7 +84,8 @@ extension Hub {
         var state: MessageState?
         if let text = request.query("state") {
             guard let parsed = MessageState(rawValue: text.uppercased()) else {
-                throw HubError.malformed("state: must be one of \(MessageState.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw HubError.malformed(
+                    "state: must be one of \(MessageState.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             state = parsed
         }

@@ -24,7 +24,8 @@ struct HubHarness {
         systemClock: Bool = false,
         configure: (inout HubConfiguration) -> Void = { _ in }
     ) throws {
-        let directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("bc-hub-\(UUID().uuidString)")
+        let directory =
+            directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("bc-hub-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.directory = directory
         self.store = try SQLiteMessageStore(path: directory.appendingPathComponent("hub.sqlite").path)
