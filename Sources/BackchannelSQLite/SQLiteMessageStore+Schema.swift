@@ -75,6 +75,16 @@ extension SQLiteMessageStore {
                     """
             )
         }
+        migrator.registerMigration("v2-list-indexes") { db in
+            // Uplink pages without a kind filter, and command lists by device or by state.
+            try db.execute(
+                sql: """
+                    CREATE INDEX uplink_device_seq ON uplink(device_id, seq);
+                    CREATE INDEX commands_device ON commands(device_id);
+                    CREATE INDEX commands_state ON commands(state);
+                    """
+            )
+        }
         return migrator
     }
 

@@ -176,17 +176,27 @@ public final class SQLiteMessageStore: MessageStore {
     }
 
     public func commands(_ query: CommandQuery) async throws -> [CommandRecord] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM commands
-                    WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR state = ?2)
-                      AND (?3 IS NULL OR rowid < (SELECT rowid FROM commands WHERE id = ?3))
-                    ORDER BY rowid DESC LIMIT ?4
-                    """,
-                arguments: [query.device, query.state?.rawValue, query.before, query.limit]
-            ).map(Self.command(from:))
+        // Only the filters given appear in the SQL, so SQLite can use the matching index.
+        var conditions: [String] = []
+        var arguments = StatementArguments()
+        if let device = query.device {
+            conditions.append("device_id = ?")
+            _ = arguments.append(contentsOf: [device])
+        }
+        if let state = query.state {
+            conditions.append("state = ?")
+            _ = arguments.append(contentsOf: [state.rawValue])
+        }
+        if let before = query.before {
+            conditions.append("rowid < (SELECT rowid FROM commands WHERE id = ?)")
+            _ = arguments.append(contentsOf: [before])
+        }
+        _ = arguments.append(contentsOf: [query.limit])
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let sql = "SELECT * FROM commands \(filter) ORDER BY rowid DESC LIMIT ?"
+        let boundArguments = arguments
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: boundArguments).map(Self.command(from:))
         }
     }
 
@@ -351,11 +361,10 @@ public final class SQLiteMessageStore: MessageStore {
         try await pool.read { db in
             try Row.fetchAll(
                 db,
-                sql: """
-                    SELECT * FROM uplink WHERE device_id = ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR seq < ?3)
-                    ORDER BY seq DESC LIMIT ?4
-                    """,
-                arguments: [device, kind?.rawValue, cursor, limit]
+                sql: kind == nil
+                    ? "SELECT * FROM uplink WHERE device_id = ?1 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
+                    : "SELECT * FROM uplink WHERE device_id = ?1 AND kind = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
+                arguments: [device, kind?.rawValue, cursor ?? Int64.max, limit]
             ).map { row in
                 UplinkRecord(
                     seq: row["seq"],
