@@ -19,7 +19,8 @@ public func buildApplication(
         router: router,
         configuration: .init(
             address: .hostname(hub.configuration.host, port: hub.configuration.port),
-            serverName: "backchannel"
+            serverName: "backchannel",
+            backlog: hub.configuration.listenBacklog
         ),
         onServerRunning: onServerRunning,
         logger: hub.logger

@@ -6,6 +6,9 @@ public struct HubConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// TCP port; 0 picks a free one.
     public var port: Int = 8080
+    /// Pending-connection queue of the listening socket. A fleet reconnecting at once (after
+    /// a hub restart) needs it deep; the kernel caps it at `net.core.somaxconn`.
+    public var listenBacklog: Int = 4096
 
     /// Seconds between polls the hub asks of an idle device (`nextPollAfter`).
     public var pollInterval: Double = 30
