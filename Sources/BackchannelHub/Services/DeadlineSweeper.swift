@@ -15,13 +15,7 @@ public struct DeadlineSweeper: Service {
     }
 
     public func run() async throws {
-        let interval = Duration.milliseconds(Int64(hub.configuration.sweepInterval * 1000))
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await hub.sweepDeadlines()
-                try? await Task.sleep(for: interval)
-            }
-        }
+        await repeatUntilShutdown(every: hub.configuration.sweepInterval) { await hub.sweepDeadlines() }
     }
 }
 
@@ -46,5 +40,16 @@ extension Hub {
             logger.error("deadline sweep failed; retrying next interval", metadata: ["error": "\(error)"])
         }
         return all
+    }
+}
+
+/// Runs `body` at once and then every `seconds` until graceful shutdown (or cancellation).
+func repeatUntilShutdown(every seconds: Double, _ body: @escaping @Sendable () async -> Void) async {
+    let interval = Duration.milliseconds(Int64(seconds * 1000))
+    await cancelWhenGracefulShutdown {
+        while !Task.isCancelled {
+            await body()
+            try? await Task.sleep(for: interval)
+        }
     }
 }

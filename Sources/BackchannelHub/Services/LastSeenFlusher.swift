@@ -16,13 +16,7 @@ public struct LastSeenFlusher: Service {
     }
 
     public func run() async throws {
-        let interval = Duration.milliseconds(Int64(hub.configuration.lastSeenFlushInterval * 1000))
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                await hub.flushLastSeen()
-            }
-        }
+        await repeatUntilShutdown(every: hub.configuration.lastSeenFlushInterval) { await hub.flushLastSeen() }
         // The final flush must run to completion even though this service is being stopped:
         // an unstructured task does not inherit the cancellation.
         await Task { await hub.flushLastSeen() }.value
