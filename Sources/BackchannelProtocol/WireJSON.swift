@@ -2,11 +2,12 @@ public import Foundation
 
 /// The JSON encoder and decoder settings used on the wire.
 public enum WireJSON {
-    /// A new encoder with the wire settings (compact, no escaped slashes).
+    /// A new encoder with the wire settings: compact, object keys sorted (so a value always
+    /// encodes to the same bytes), slashes not escaped.
     public static func encoder(pretty: Bool = false) -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting =
-            pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
+            pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
 

@@ -177,4 +177,20 @@ struct WireJSONTests {
         #expect(object["retryAfter"] == nil)
         #expect((object["code"] as? String) == "sequence_conflict")
     }
+
+    @Test("wire JSON is deterministic: object keys sorted")
+    func keysAreSorted() throws {
+        let response = PollResponse(
+            seq: 1, receivedAt: Timestamp(milliseconds: 0), sentAt: Timestamp(milliseconds: 1), nextPollAfter: 30,
+            ackWithin: 60
+        )
+        let text = String(decoding: try WireJSON.encode(response), as: UTF8.self)
+        let keys = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]).keys.sorted()
+        var position = text.startIndex
+        for key in keys {
+            let range = try #require(text.range(of: "\"\(key)\":", range: position..<text.endIndex), "\(key) out of order")
+            position = range.upperBound
+        }
+        #expect(try WireJSON.encode(response) == WireJSON.encode(response))
+    }
 }
