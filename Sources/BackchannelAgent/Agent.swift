@@ -29,6 +29,8 @@ public actor Agent {
     private var current: Outstanding?
     private var abandoned: [Int64: InFlight] = [:]
     private var localActivity = false
+    /// The hub answered 413: send fewer uplink items in the next poll.
+    private var shrinkUplink = false
     private var presence: PresenceReport?
     private var presenceDirty: Bool
     private var recovered = false
@@ -302,7 +304,7 @@ public actor Agent {
                 // Rejected before anything was stored: rebuild, smaller, next time, without the
                 // item the hub named, so one bad item cannot block the rest.
                 inFlight = nil
-                if status == 413 { stats.shrinkUplink = true }
+                if status == 413 { shrinkUplink = true }
                 if status == 400 { try quarantine(refusal: body?.message ?? "", in: pending) }
                 throw error
             default:
@@ -364,9 +366,9 @@ public actor Agent {
         )
         let acks = Array(pendingAcks.prefix(1000 - results.count))
         var uplinkLimit = max(0, min(configuration.maxUplinkPerPoll, 1000 - results.count - acks.count))
-        if stats.shrinkUplink {
+        if shrinkUplink {
             uplinkLimit = max(1, uplinkLimit / 4)
-            stats.shrinkUplink = false
+            shrinkUplink = false
         }
         let uplink = outbox.peek(max: uplinkLimit)
         let accept = max(0, configuration.concurrency - running.count)
@@ -559,7 +561,6 @@ public struct AgentStats: Sendable, Hashable {
     public var deadLettered = 0
     /// The last error seen.
     public var lastError: String?
-    var shrinkUplink = false
 }
 
 /// The hub refused an exchange.

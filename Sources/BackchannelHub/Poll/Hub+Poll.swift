@@ -127,8 +127,9 @@ extension Hub {
 
         var work = try await pendingWork(context.device, now: clock.now())
         if work.dueNow { return try await dispatchOnly(context, stored: stored) }
-        let hasCancels = directory.snapshot(context.device).map { !$0.pendingCancels.isEmpty } ?? false
-        guard holding, !hasCancels else { return remember(context, empty(context, stored: stored)) }
+        guard holding, !hasPendingCancels(context.device) else {
+            return remember(context, empty(context, stored: stored))
+        }
 
         if metrics.heldPolls.add(1, ordering: .relaxed).newValue > configuration.maxHeldPolls {
             metrics.heldPolls.subtract(1, ordering: .relaxed)
@@ -167,8 +168,9 @@ extension Hub {
                 let now = clock.now()
                 work = try await pendingWork(context.device, now: now)
                 if work.dueNow { return try await dispatchOnly(context, stored: stored) }
-                let hasCancels = directory.snapshot(context.device).map { !$0.pendingCancels.isEmpty } ?? false
-                if hasCancels || now >= deadline { return remember(context, empty(context, stored: stored)) }
+                if hasPendingCancels(context.device) || now >= deadline {
+                    return remember(context, empty(context, stored: stored))
+                }
             }
         }
     }
@@ -234,14 +236,32 @@ extension Hub {
 
         /// Encodes the response; `sentAt` is read here, as late as possible before sending.
         func build(_ plan: ExchangePlan) throws -> Data {
-            let pollAgainNow = plan.more && context.accept > 0
-            let response = PollResponse(
-                seq: context.request.seq, receivedAt: context.receivedAt, sentAt: hub.clock.now(), stored: stored,
-                requests: plan.dispatched.map(\.logicalRequest), cancel: cancels, more: plan.more,
-                nextPollAfter: pollAgainNow ? 0 : hub.jitteredInterval(), ackWithin: hub.configuration.leaseSeconds
+            try WireJSON.encode(
+                hub.response(
+                    context, stored: stored, requests: plan.dispatched.map(\.logicalRequest), cancels: cancels,
+                    more: plan.more
+                )
             )
-            return try WireJSON.encode(response)
         }
+    }
+
+    /// The one place a poll response is assembled: `sentAt` is read here, as late as possible,
+    /// and `nextPollAfter` is 0 only when more work waits for a device that takes work.
+    private func response(
+        _ context: PollContext, stored: [String], requests: [LogicalRequest] = [], cancels: [String], more: Bool,
+        superseded: Bool? = nil
+    ) -> PollResponse {
+        PollResponse(
+            seq: context.request.seq, receivedAt: context.receivedAt, sentAt: clock.now(), stored: stored,
+            requests: requests, cancel: cancels, more: more,
+            nextPollAfter: more && context.accept > 0 ? 0 : jitteredInterval(), ackWithin: configuration.leaseSeconds,
+            superseded: superseded
+        )
+    }
+
+    /// Whether cancel notices wait to be sent to the device.
+    private func hasPendingCancels(_ device: String) -> Bool {
+        directory.snapshot(device).map { !$0.pendingCancels.isEmpty } ?? false
     }
 
     /// An answer with no new work.
@@ -259,12 +279,8 @@ extension Hub {
         if stored.isEmpty && cancels.isEmpty && context.request.carriesNoData {
             metrics.emptyPolls.add(1, ordering: .relaxed)
         }
-        let response = PollResponse(
-            seq: context.request.seq, receivedAt: context.receivedAt, sentAt: clock.now(), stored: stored,
-            cancel: cancels, more: more, nextPollAfter: jitteredInterval(), ackWithin: configuration.leaseSeconds,
-            superseded: superseded
-        )
-        return (try? WireJSON.encode(response)) ?? Data("{}".utf8)
+        let answer = response(context, stored: stored, cancels: cancels, more: more, superseded: superseded)
+        return (try? WireJSON.encode(answer)) ?? Data("{}".utf8)
     }
 
     /// Keeps the response in memory for a retried request.
