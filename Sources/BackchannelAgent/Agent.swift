@@ -18,6 +18,12 @@ public actor Agent {
     public nonisolated let clock: ClockSync
     let client: HubClient
     private let outbox: DurableOutbox
+    private let mailbox: PeerMailbox
+    /// Rendezvous replies stored and not yet acknowledged to the hub.
+    private var pendingReplyAcks: [String] = []
+    /// Callers waiting for the reply to a peer request, by ref.
+    private var replyWaiters: [String: [UInt64: CheckedContinuation<PeerReply?, Never>]] = [:]
+    private var nextWaiter: UInt64 = 0
     private let ledger: ExecutionLedger
     private let sequence: SequenceCounter
     private let logger: Logger
@@ -48,6 +54,8 @@ public actor Agent {
         var acks: [String]
         var resultIDs: [String]
         var uplinkIDs: [String]
+        var peerRefs: [String] = []
+        var replyAcks: [String] = []
         var presence: PresenceReport?
         var attempts: Int
     }
@@ -64,6 +72,7 @@ public actor Agent {
         let directory = configuration.stateDirectory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.outbox = try DurableOutbox(directory: directory)
+        self.mailbox = try PeerMailbox(directory: directory)
         self.ledger = try ExecutionLedger(directory: directory)
         self.sequence = try SequenceCounter(url: directory.appendingPathComponent("sequence"))
         var logger = logger ?? Logger(label: "backchannel.agent")
@@ -111,6 +120,60 @@ public actor Agent {
         self.presence = presence
         presenceDirty = true
         activity()
+    }
+
+    /// Sends a logical request to another device through the hub (rendezvous) and returns its
+    /// `ref`. The request is durable when this returns and is sent until a hub answers it;
+    /// ``reply(to:within:)`` waits for the outcome.
+    ///
+    /// Throws ``ValidationFailure`` for a request the hub would refuse.
+    @discardableResult
+    public func request(
+        _ name: String, to device: String, args: JSONValue = .object([:]), ttl: Double? = nil,
+        onUnavailable: UnavailablePolicy = .hold, ref: String? = nil
+    ) throws -> String {
+        let request = PeerRequest(
+            ref: ref ?? MessageID.make(at: clock.deviceNow()), to: "device:\(device)", name: name, args: args, ttl: ttl,
+            onUnavailable: onUnavailable
+        )
+        try request.validate(limits)
+        try mailbox.add(request)
+        activity()
+        return request.ref
+    }
+
+    /// Waits up to `seconds` for the reply to the peer request `ref`; nil on timeout. A hub's
+    /// rejection is a reply in state `REJECTED`. The reply stays available until ``consumeReply(_:)``.
+    public func reply(to ref: String, within seconds: Double) async -> PeerReply? {
+        if let reply = mailbox.reply(ref: ref) { return reply }
+        guard seconds > 0 else { return nil }
+        nextWaiter &+= 1
+        let waiter = nextWaiter
+        return await withCheckedContinuation { continuation in
+            replyWaiters[ref, default: [:]][waiter] = continuation
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                self.endWait(ref: ref, waiter: waiter)
+            }
+        }
+    }
+
+    /// Forgets a reply the caller has dealt with.
+    public func consumeReply(_ ref: String) throws { try mailbox.consume(refs: [ref]) }
+
+    private func endWait(ref: String, waiter: UInt64) {
+        guard let continuation = replyWaiters[ref]?.removeValue(forKey: waiter) else { return }
+        if replyWaiters[ref]?.isEmpty == true { replyWaiters.removeValue(forKey: ref) }
+        continuation.resume(returning: mailbox.reply(ref: ref))
+    }
+
+    private func deliverReplies() {
+        for ref in Array(replyWaiters.keys) {
+            guard let reply = mailbox.reply(ref: ref), let waiters = replyWaiters.removeValue(forKey: ref) else {
+                continue
+            }
+            for continuation in waiters.values { continuation.resume(returning: reply) }
+        }
     }
 
     /// Asks the poll loop to poll now, superseding a held long-poll.
@@ -334,6 +397,13 @@ public actor Agent {
             dead["result"] = .string(id)
             resend.removeValue(forKey: id)
             try ledger.markReported([id])
+        } else if let i = index(after: "requests["), i < sent.peerRefs.count {
+            let ref = sent.peerRefs[i]
+            dead["request"] = .string(ref)
+            try mailbox.markRouted([
+                RoutedRequest(ref: ref, state: .rejected, code: OutcomeCode.invalidRequest, detail: message)
+            ])
+            deliverReplies()
         } else if message.hasPrefix("presence") {
             dead["presence"] = .bool(true)
             presenceDirty = false
@@ -371,14 +441,18 @@ public actor Agent {
             shrinkUplink = false
         }
         let uplink = outbox.peek(max: uplinkLimit)
+        let peers = mailbox.pending(max: max(0, min(100, 1000 - results.count - acks.count - uplink.count)))
+        let replyAcks = Array(pendingReplyAcks.prefix(100))
         let accept = max(0, configuration.concurrency - running.count)
         // Results and acks may ride a long-poll (one round trip returns them and fetches the
-        // next command); readings are sent on a short poll so the outbox is confirmed at once.
-        let wait = accept > 0 && uplink.isEmpty ? configuration.longPoll : 0
+        // next command); readings and peer requests are sent on a short poll so they are
+        // confirmed at once.
+        let wait = accept > 0 && uplink.isEmpty && peers.isEmpty ? configuration.longPoll : 0
         let seq = try sequence.next()
         let request = PollRequest(
             device: configuration.deviceID, seq: seq, sentAt: clock.deviceNow(), acks: acks, results: results,
-            uplink: uplink, presence: presenceDirty ? presence : nil, accept: accept, wait: wait
+            uplink: uplink, requests: peers, replyAcks: replyAcks, presence: presenceDirty ? presence : nil,
+            accept: accept, wait: wait
         )
         let body: Data
         do {
@@ -388,7 +462,7 @@ public actor Agent {
         }
         return InFlight(
             seq: seq, body: body, wait: wait, acks: acks, resultIDs: results.map(\.id), uplinkIDs: uplink.map(\.id),
-            presence: request.presence, attempts: 0
+            peerRefs: peers.map(\.ref), replyAcks: replyAcks, presence: request.presence, attempts: 0
         )
     }
 
@@ -400,6 +474,15 @@ public actor Agent {
         try ledger.markReported(reported)
         let acked = Set(sent.acks)
         pendingAcks.removeAll { acked.contains($0) }
+        let repliesAcked = Set(sent.replyAcks)
+        pendingReplyAcks.removeAll { repliesAcked.contains($0) }
+        try mailbox.markRouted(response.routed ?? [])
+        if let replies = response.replies, !replies.isEmpty {
+            // Durable before the hub is told it may stop delivering them.
+            try mailbox.store(replies)
+            for reply in replies where !pendingReplyAcks.contains(reply.id) { pendingReplyAcks.append(reply.id) }
+        }
+        deliverReplies()
         // Presence counts as declared only once a hub answered the poll that carried it.
         if let declared = sent.presence, declared == presence { presenceDirty = false }
         stats.delivered += response.stored.count
@@ -413,7 +496,9 @@ public actor Agent {
             // Give quick commands a moment so their ack and result travel together.
             return 0.2
         }
-        if !pendingAcks.isEmpty || !ledger.unreported().isEmpty || !resend.isEmpty || !outbox.isEmpty || presenceDirty {
+        if !pendingAcks.isEmpty || !ledger.unreported().isEmpty || !resend.isEmpty || !outbox.isEmpty || presenceDirty
+            || mailbox.hasPending || !pendingReplyAcks.isEmpty
+        {
             return 0
         }
         if configuration.longPoll > 0 && running.count < configuration.concurrency { return 0 }

@@ -30,8 +30,10 @@ public struct CommandReply: Sendable, Hashable {
     }
 
     /// The command ran and failed.
-    public static func failed(code: String, detail: String, retryable: Bool = false) -> CommandReply {
-        CommandReply(status: .failed, code: code, retryable: retryable, detail: detail)
+    public static func failed(
+        code: String, detail: String, retryable: Bool = false, data: JSONValue? = nil
+    ) -> CommandReply {
+        CommandReply(status: .failed, code: code, retryable: retryable, detail: detail, data: data)
     }
 
     /// The device refused the command without running it.

@@ -108,6 +108,27 @@ public final class OperatorClient: Sendable {
         )
     }
 
+    // MARK: Rendezvous
+
+    /// Every rendezvous rule.
+    public func rendezvousRules() async throws -> [RendezvousRule] {
+        let page: Page<RendezvousRule> = try await call(.GET, "/v1/rendezvous/rules")
+        return page.items
+    }
+
+    /// Lets `from` send `commands` to `to` through the hub.
+    public func addRendezvousRule(_ rule: CreateRendezvousRule) async throws -> RendezvousRule {
+        try await call(.POST, "/v1/rendezvous/rules", body: rule)
+    }
+
+    /// Deletes a rendezvous rule.
+    public func deleteRendezvousRule(_ id: String) async throws {
+        let (status, data) = try await raw(.DELETE, "/v1/rendezvous/rules/\(escape(id))", body: nil, timeout: 30)
+        guard (200..<300).contains(status) else {
+            throw OperatorClientError(status: status, body: try? WireJSON.decode(ErrorBody.self, from: data))
+        }
+    }
+
     /// The Prometheus metrics text.
     public func metrics() async throws -> String {
         let (status, data) = try await raw(.GET, "/metrics", body: nil, timeout: 30)

@@ -151,6 +151,7 @@ extension Hub {
                 .commandTransition, at: record.updatedAt, device: record.device, command: record.id, state: .canceled,
                 detail: "cancel"
             )
+            notifyRendezvous(created: [], updated: [record])
             // The cancellation is committed: answer with it even if the history cannot be read.
             return record.view(history: try? await store.history(command: id))
         }

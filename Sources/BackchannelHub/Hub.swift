@@ -2,6 +2,7 @@ public import BackchannelProtocol
 public import BackchannelStore
 import Foundation
 public import Logging
+import Synchronization
 
 /// The hub's core: the poll protocol, the command API and the deadline services, independent
 /// of HTTP. ``buildApplication(hub:)`` serves it.
@@ -18,6 +19,8 @@ public final class Hub: Sendable {
     public let events = EventBus()
     let directory: DeviceDirectory
     let lanes = PollLanes()
+    /// Rendezvous rules, loaded from the store on first use and dropped on every change.
+    let cachedRules = Mutex<[RendezvousRule]?>(nil)
     /// The hub's logger.
     public let logger: Logger
 

@@ -30,6 +30,12 @@ public struct HubConfiguration: Sendable {
     /// to hold and start on time.
     public var dispatchLead: Double = 0
 
+    /// Rendezvous: a device heard from within this many seconds counts as reachable, for
+    /// peer requests that ask to fail fast when the target is unavailable.
+    public var reachabilityWindow: Double = 75
+    /// Rendezvous replies delivered in one poll response at most.
+    public var maxRepliesPerPoll: Int = 100
+
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes: Int = 1 << 20
     /// Per-poll validation limits.

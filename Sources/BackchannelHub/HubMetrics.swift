@@ -22,6 +22,12 @@ public final class HubMetrics: Sendable {
     let uplinkStored = Atomic<UInt64>(0)
     /// Commands accepted by the operator API.
     let commandsSubmitted = Atomic<UInt64>(0)
+    /// Peer requests accepted and queued for their target (rendezvous).
+    let rendezvousRouted = Atomic<UInt64>(0)
+    /// Peer requests rejected (no rule, unknown or unavailable target, bad request).
+    let rendezvousRejected = Atomic<UInt64>(0)
+    /// Requests rejected as malformed XML or as a SOAP fault.
+    let soapFaults = Atomic<UInt64>(0)
 
     init() {}
 
@@ -37,7 +43,9 @@ public final class HubMetrics: Sendable {
             dispatched: dispatched.load(ordering: .relaxed),
             results: results.load(ordering: .relaxed),
             uplinkStored: uplinkStored.load(ordering: .relaxed),
-            commandsSubmitted: commandsSubmitted.load(ordering: .relaxed)
+            commandsSubmitted: commandsSubmitted.load(ordering: .relaxed),
+            rendezvousRouted: rendezvousRouted.load(ordering: .relaxed),
+            rendezvousRejected: rendezvousRejected.load(ordering: .relaxed)
         )
     }
 
@@ -68,6 +76,13 @@ public final class HubMetrics: Sendable {
             line(
                 "commands_submitted_total", "Commands accepted.", "counter",
                 "\(commandsSubmitted.load(ordering: .relaxed))"),
+            line(
+                "rendezvous_routed_total", "Peer requests queued for their target.", "counter",
+                "\(rendezvousRouted.load(ordering: .relaxed))"),
+            line(
+                "rendezvous_rejected_total", "Peer requests rejected.", "counter",
+                "\(rendezvousRejected.load(ordering: .relaxed))"),
+            line("soap_faults_total", "SOAP faults returned.", "counter", "\(soapFaults.load(ordering: .relaxed))"),
             line("store_writes_total", "Committed store transactions that changed data.", "counter", "\(storeWrites)"),
         ].joined()
     }
@@ -85,4 +100,6 @@ public struct HubMetricsSnapshot: Sendable, Hashable {
     public var results: UInt64
     public var uplinkStored: UInt64
     public var commandsSubmitted: UInt64
+    public var rendezvousRouted: UInt64
+    public var rendezvousRejected: UInt64
 }

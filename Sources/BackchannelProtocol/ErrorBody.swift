@@ -66,4 +66,14 @@ public enum OutcomeCode {
     public static let handlerError = "handler_error"
     /// The device received the command after its `expiresAt`.
     public static let tooLate = "too_late"
+    /// Rendezvous: no rule lets the sender send this command to the target.
+    public static let notAuthorized = "not_authorized"
+    /// Rendezvous: the target device does not exist.
+    public static let unknownTarget = "unknown_target"
+    /// Rendezvous: the target is not reachable now and the sender asked to fail fast.
+    public static let targetUnavailable = "target_unavailable"
+    /// Rendezvous: the sender used this `ref` before for a different request.
+    public static let refReused = "ref_reused"
+    /// Rendezvous: the request cannot be routed as given (for example, to the sender itself).
+    public static let invalidRequest = "invalid_request"
 }

@@ -185,6 +185,11 @@ public struct CommandView: Sendable, Hashable, Codable {
     public var finishedAt: Timestamp?
     public var idempotencyKey: String?
     public var outcome: CommandOutcome?
+    /// For a request another device sent (rendezvous): the sender's `ref`.
+    public var ref: String?
+    /// For a request another device sent: `pending`, `sent` or `acked` once its outcome is on
+    /// its way back to the sender.
+    public var replyState: String?
     /// Every transition, oldest first; included by `GET /v1/commands/{id}`.
     public var history: [TransitionView]?
 
@@ -194,7 +199,7 @@ public struct CommandView: Sendable, Hashable, Codable {
         attempt: Int, maxAttempts: Int, createdAt: Timestamp, updatedAt: Timestamp, expiresAt: Timestamp,
         notBefore: Timestamp? = nil, leaseExpiresAt: Timestamp? = nil, ackedAt: Timestamp? = nil,
         finishedAt: Timestamp? = nil, idempotencyKey: String? = nil, outcome: CommandOutcome? = nil,
-        history: [TransitionView]? = nil
+        ref: String? = nil, replyState: String? = nil, history: [TransitionView]? = nil
     ) {
         self.id = id
         self.device = device
@@ -213,6 +218,8 @@ public struct CommandView: Sendable, Hashable, Codable {
         self.finishedAt = finishedAt
         self.idempotencyKey = idempotencyKey
         self.outcome = outcome
+        self.ref = ref
+        self.replyState = replyState
         self.history = history
     }
 }
@@ -267,6 +274,7 @@ public struct HubEvent: Sendable, Hashable, Codable {
         case uplink = "uplink"
         case commandSubmitted = "command.submitted"
         case commandTransition = "command.transition"
+        case rendezvousRejected = "rendezvous.rejected"
     }
 
     /// Increasing number within one hub process.

@@ -16,6 +16,10 @@ public struct PollRequest: Sendable, Hashable, Codable {
     public var results: [LogicalResult]
     /// Readings and events originated by the device, each with a device-chosen id.
     public var uplink: [UplinkItem]
+    /// Logical requests this device sends to other devices through the hub (rendezvous).
+    public var requests: [PeerRequest]
+    /// Ids of ``PeerReply`` values this device received and no longer needs delivered.
+    public var replyAcks: [String]
     /// The device's declared presence, when it wants to state or change it.
     public var presence: PresenceReport?
     /// How many new logical requests the device will take in this response (0 means none).
@@ -31,6 +35,8 @@ public struct PollRequest: Sendable, Hashable, Codable {
         acks: [String] = [],
         results: [LogicalResult] = [],
         uplink: [UplinkItem] = [],
+        requests: [PeerRequest] = [],
+        replyAcks: [String] = [],
         presence: PresenceReport? = nil,
         accept: Int = PollRequest.defaultAccept,
         wait: Double = 0
@@ -41,6 +47,8 @@ public struct PollRequest: Sendable, Hashable, Codable {
         self.acks = acks
         self.results = results
         self.uplink = uplink
+        self.requests = requests
+        self.replyAcks = replyAcks
         self.presence = presence
         self.accept = accept
         self.wait = wait
@@ -50,7 +58,7 @@ public struct PollRequest: Sendable, Hashable, Codable {
     public static let defaultAccept = 10
 
     enum CodingKeys: String, CodingKey {
-        case device, seq, sentAt, acks, results, uplink, presence, accept, wait
+        case device, seq, sentAt, acks, results, uplink, requests, replyAcks, presence, accept, wait
     }
 
     public init(from decoder: any Decoder) throws {
@@ -61,15 +69,36 @@ public struct PollRequest: Sendable, Hashable, Codable {
         self.acks = try c.decodeIfPresent([String].self, forKey: .acks) ?? []
         self.results = try c.decodeIfPresent([LogicalResult].self, forKey: .results) ?? []
         self.uplink = try c.decodeIfPresent([UplinkItem].self, forKey: .uplink) ?? []
+        self.requests = try c.decodeIfPresent([PeerRequest].self, forKey: .requests) ?? []
+        self.replyAcks = try c.decodeIfPresent([String].self, forKey: .replyAcks) ?? []
         self.presence = try c.decodeIfPresent(PresenceReport.self, forKey: .presence)
         self.accept = try c.decodeIfPresent(Int.self, forKey: .accept) ?? Self.defaultAccept
         self.wait = try c.decodeIfPresent(Double.self, forKey: .wait) ?? 0
     }
 
-    /// Whether the request carries nothing to store: no acks, results or uplink.
+    /// Whether the request carries nothing to store: no acks, results, uplink, peer requests
+    /// or reply acks.
     ///
     /// Presence is not counted: it lives in the hub's memory.
-    public var carriesNoData: Bool { acks.isEmpty && results.isEmpty && uplink.isEmpty }
+    public var carriesNoData: Bool {
+        acks.isEmpty && results.isEmpty && uplink.isEmpty && requests.isEmpty && replyAcks.isEmpty
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(device, forKey: .device)
+        try c.encode(seq, forKey: .seq)
+        try c.encode(sentAt, forKey: .sentAt)
+        try c.encode(acks, forKey: .acks)
+        try c.encode(results, forKey: .results)
+        try c.encode(uplink, forKey: .uplink)
+        // Rendezvous fields appear only when used, so plain devices never see them.
+        if !requests.isEmpty { try c.encode(requests, forKey: .requests) }
+        if !replyAcks.isEmpty { try c.encode(replyAcks, forKey: .replyAcks) }
+        try c.encodeIfPresent(presence, forKey: .presence)
+        try c.encode(accept, forKey: .accept)
+        try c.encode(wait, forKey: .wait)
+    }
 }
 
 /// A logical response: the outcome of one logical request, reported by the device.

@@ -21,6 +21,11 @@ public struct PollResponse: Sendable, Hashable, Codable {
     public var ackWithin: Double
     /// Present and true when a newer poll from the same device replaced this one.
     public var superseded: Bool?
+    /// The hub's answer to each peer request in the poll (rendezvous); absent when there were none.
+    public var routed: [RoutedRequest]?
+    /// Outcomes of requests this device sent to peers; absent when there are none. Each is
+    /// delivered again until the device lists its id in `replyAcks`.
+    public var replies: [PeerReply]?
 
     /// Creates a physical response.
     public init(
@@ -33,7 +38,9 @@ public struct PollResponse: Sendable, Hashable, Codable {
         more: Bool = false,
         nextPollAfter: Double,
         ackWithin: Double,
-        superseded: Bool? = nil
+        superseded: Bool? = nil,
+        routed: [RoutedRequest]? = nil,
+        replies: [PeerReply]? = nil
     ) {
         self.seq = seq
         self.receivedAt = receivedAt
@@ -45,6 +52,8 @@ public struct PollResponse: Sendable, Hashable, Codable {
         self.nextPollAfter = nextPollAfter
         self.ackWithin = ackWithin
         self.superseded = superseded
+        self.routed = routed
+        self.replies = replies
     }
 }
 

@@ -61,7 +61,7 @@ extension PollRequest {
         guard wait >= 0, wait.isFinite else {
             throw ValidationFailure(field: "wait", reason: "must be zero or a positive number of seconds")
         }
-        let total = acks.count + results.count + uplink.count
+        let total = acks.count + results.count + uplink.count + requests.count + replyAcks.count
         guard total <= limits.maxMessagesPerPoll else {
             throw ValidationFailure(
                 field: "body", reason: "\(total) messages exceed the limit of \(limits.maxMessagesPerPoll) per poll")
@@ -82,6 +82,16 @@ extension PollRequest {
             guard seenUplink.insert(item.id).inserted else {
                 throw ValidationFailure(field: "uplink[\(i)].id", reason: "duplicate id in the same poll")
             }
+        }
+        var seenRefs = Set<String>()
+        for (i, request) in requests.enumerated() {
+            try request.validate(limits, field: "requests[\(i)]")
+            guard seenRefs.insert(request.ref).inserted else {
+                throw ValidationFailure(field: "requests[\(i)].ref", reason: "duplicate ref in the same poll")
+            }
+        }
+        for (i, ack) in replyAcks.enumerated() where !Identifier.isValid(ack, maxBytes: limits.maxIdentifierBytes) {
+            throw ValidationFailure(field: "replyAcks[\(i)]", reason: "not a valid request id")
         }
         try presence?.validate(limits, field: "presence")
     }

@@ -85,6 +85,26 @@ extension SQLiteMessageStore {
                     """
             )
         }
+        migrator.registerMigration("v3-rendezvous") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE commands ADD COLUMN reply_to TEXT;
+                    ALTER TABLE commands ADD COLUMN reply_ref TEXT;
+                    ALTER TABLE commands ADD COLUMN reply_state TEXT;
+                    ALTER TABLE commands ADD COLUMN reply_lease INTEGER;
+                    CREATE INDEX commands_replies ON commands(reply_to, reply_state)
+                      WHERE reply_state IN ('pending', 'sent');
+                    CREATE INDEX commands_reply_ref ON commands(reply_to, reply_ref) WHERE reply_to IS NOT NULL;
+                    CREATE TABLE rendezvous_rules (
+                      id TEXT PRIMARY KEY NOT NULL,
+                      from_selector TEXT NOT NULL,
+                      to_selector TEXT NOT NULL,
+                      commands TEXT NOT NULL,
+                      created_at INTEGER NOT NULL
+                    );
+                    """
+            )
+        }
         return migrator
     }
 
@@ -146,6 +166,10 @@ extension SQLiteMessageStore {
         if let outcome: String = row["outcome"] {
             record.outcome = try decodeJSON(CommandOutcome.self, outcome)
         }
+        record.replyTo = row["reply_to"]
+        record.replyRef = row["reply_ref"]
+        record.replyState = (row["reply_state"] as String?).flatMap(ReplyState.init(rawValue:))
+        record.replyLeaseUntil = time("reply_lease")
         return record
     }
 
@@ -176,20 +200,47 @@ extension SQLiteMessageStore {
         )
     }
 
+    /// Inserts a new command with its creation history entry.
+    static func insert(_ command: CommandRecord, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO commands (id, device_id, origin, name, args, created_at, updated_at, expires_at,
+                  not_before, idempotency_key, execution_timeout_ms, state, attempt, max_attempts, reply_to, reply_ref)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                command.id, command.device, command.origin, command.name, try encodeJSON(command.args),
+                command.createdAt.milliseconds, command.updatedAt.milliseconds, command.expiresAt.milliseconds,
+                command.notBefore?.milliseconds, command.idempotencyKey, command.executionTimeoutMs,
+                command.state.rawValue, command.attempt, command.maxAttempts, command.replyTo, command.replyRef,
+            ]
+        )
+        try insert(.created(command), db)
+    }
+
+    /// Writes the reply fields of commands (rendezvous delivery back to the sender).
+    static func updateReply(_ record: CommandRecord, _ db: Database) throws {
+        try db.execute(
+            sql: "UPDATE commands SET reply_state = ?, reply_lease = ? WHERE id = ?",
+            arguments: [record.replyState?.rawValue, record.replyLeaseUntil?.milliseconds, record.id]
+        )
+    }
+
     /// Writes a plan's record changes and history entries.
     static func apply(_ plan: ExchangePlan, _ db: Database) throws {
         for record in plan.updated {
             try db.execute(
                 sql: """
                     UPDATE commands SET state = ?, attempt = ?, updated_at = ?, lease_expires_at = ?, acked_at = ?,
-                      result_deadline = ?, finished_at = ?, outcome = ?
+                      result_deadline = ?, finished_at = ?, outcome = ?, reply_state = ?, reply_lease = ?
                     WHERE id = ?
                     """,
                 arguments: [
                     record.state.rawValue, record.attempt, record.updatedAt.milliseconds,
                     record.leaseExpiresAt?.milliseconds, record.ackedAt?.milliseconds,
                     record.resultDeadline?.milliseconds, record.finishedAt?.milliseconds,
-                    try record.outcome.map { try encodeJSON($0) }, record.id,
+                    try record.outcome.map { try encodeJSON($0) }, record.replyState?.rawValue,
+                    record.replyLeaseUntil?.milliseconds, record.id,
                 ]
             )
         }

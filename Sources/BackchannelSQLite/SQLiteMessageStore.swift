@@ -124,8 +124,7 @@ public final class SQLiteMessageStore: MessageStore {
     // MARK: Commands
 
     public func submit(_ command: CommandRecord) async throws -> SubmitResult {
-        let args = try Self.encodeJSON(command.args)
-        return try await write { db in
+        try await write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE id = ?", arguments: [command.device]) == true
             else { throw StoreError.unknownDevice(command.device) }
             if let key = command.idempotencyKey,
@@ -143,20 +142,7 @@ public final class SQLiteMessageStore: MessageStore {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM commands WHERE id = ?", arguments: [command.id]) == true {
                 throw StoreError.conflict("command '\(command.id)' already exists")
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO commands (id, device_id, origin, name, args, created_at, updated_at, expires_at,
-                      not_before, idempotency_key, execution_timeout_ms, state, attempt, max_attempts)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    command.id, command.device, command.origin, command.name, args, command.createdAt.milliseconds,
-                    command.updatedAt.milliseconds, command.expiresAt.milliseconds, command.notBefore?.milliseconds,
-                    command.idempotencyKey, command.executionTimeoutMs, command.state.rawValue, command.attempt,
-                    command.maxAttempts,
-                ]
-            )
-            try Self.insert(.created(command), db)
+            try Self.insert(command, db)
             return (.created(command), true)
         }
     }
@@ -186,6 +172,14 @@ public final class SQLiteMessageStore: MessageStore {
         if let state = query.state {
             conditions.append("state = ?")
             _ = arguments.append(contentsOf: [state.rawValue])
+        }
+        if let replyTo = query.replyTo {
+            conditions.append("reply_to = ?")
+            _ = arguments.append(contentsOf: [replyTo])
+        }
+        if let ref = query.ref {
+            conditions.append("reply_ref = ?")
+            _ = arguments.append(contentsOf: [ref])
         }
         if let before = query.before {
             conditions.append("rowid < (SELECT rowid FROM commands WHERE id = ?)")
@@ -245,13 +239,23 @@ public final class SQLiteMessageStore: MessageStore {
                     """,
                 arguments: [device, now.milliseconds, horizon.milliseconds]
             )
-            return PendingWork(dueNow: due == true, nextNotBefore: next.map(Timestamp.init(milliseconds:)))
+            let replies = try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT 1 FROM commands WHERE reply_to = ?1 AND (reply_state = 'pending'
+                    OR (reply_state = 'sent' AND reply_lease <= ?2)) LIMIT 1
+                    """,
+                arguments: [device, now.milliseconds]
+            )
+            return PendingWork(
+                dueNow: due == true, nextNotBefore: next.map(Timestamp.init(milliseconds:)), repliesDue: replies == true
+            )
         }
     }
 
     public func exchange(
         _ input: ExchangeInput,
-        memo: @Sendable (ExchangePlan) throws -> ExchangeMemo?
+        memo: @Sendable (ExchangeOutcome) throws -> ExchangeMemo?
     ) async throws -> ExchangeOutcome {
         let encodedUplink = try input.uplink.map { try Self.encodeJSON($0.data) }
         return try await withoutActuallyEscaping(memo) { memo in
@@ -290,11 +294,18 @@ public final class SQLiteMessageStore: MessageStore {
                     ]
                 ).map(Self.command(from:))
                 let plan = LifecyclePlanner.planExchange(input, referenced: referenced, candidates: candidates)
-                let changed = plan.changesCommands || !newlyStored.isEmpty
+                let rendezvous = try Self.rendezvous(input, db)
+                let changed = plan.changesCommands || !newlyStored.isEmpty || rendezvous.changed
+                var outcome = ExchangeOutcome(
+                    plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changed
+                )
+                outcome.routed = rendezvous.routed
+                outcome.replies = rendezvous.replies
+                outcome.moreReplies = rendezvous.more
                 var remembered: ExchangeMemo?
                 if changed {
                     try Self.apply(plan, db)
-                    remembered = try memo(plan)
+                    remembered = try memo(outcome)
                     if let remembered {
                         try db.execute(
                             sql:
@@ -303,13 +314,71 @@ public final class SQLiteMessageStore: MessageStore {
                         )
                     }
                 }
-                let outcome = ExchangeOutcome(
-                    plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changed,
-                    memo: remembered
-                )
+                outcome.memo = remembered
                 return (outcome, changed)
             }
         }
+    }
+
+    /// What an exchange did for rendezvous.
+    private struct RendezvousChanges {
+        var routed: [RoutedSubmission] = []
+        var replies: [CommandRecord] = []
+        var more = false
+        var changed = false
+    }
+
+    /// Stores the device's new peer requests, applies its reply acks, and leases the replies to
+    /// deliver, inside the exchange's transaction.
+    private static func rendezvous(_ input: ExchangeInput, _ db: Database) throws -> RendezvousChanges {
+        var changes = RendezvousChanges()
+        for record in input.routed {
+            if let key = record.idempotencyKey,
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM commands WHERE device_id = ? AND idempotency_key = ?",
+                    arguments: [record.device, key]
+                )
+            {
+                let existing = try command(from: row)
+                changes.routed.append(
+                    existing.name == record.name && existing.args == record.args
+                        ? .existing(existing) : .refReused(ref: record.replyRef ?? ""))
+                continue
+            }
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE id = ?", arguments: [record.device]) == true
+            else { throw StoreError.unknownDevice(record.device) }
+            try insert(record, db)
+            changes.routed.append(.created(record))
+            changes.changed = true
+        }
+        for id in input.replyAcks {
+            try db.execute(
+                sql: """
+                    UPDATE commands SET reply_state = 'acked', reply_lease = NULL
+                    WHERE id = ? AND reply_to = ? AND reply_state IN ('pending', 'sent')
+                    """,
+                arguments: [id, input.device]
+            )
+            if db.changesCount > 0 { changes.changed = true }
+        }
+        guard input.replyLimit > 0 else { return changes }
+        let due = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT * FROM commands WHERE reply_to = ?1 AND (reply_state = 'pending'
+                OR (reply_state = 'sent' AND reply_lease <= ?2)) ORDER BY finished_at, rowid LIMIT ?3
+                """,
+            arguments: [input.device, input.now.milliseconds, input.replyLimit + 1]
+        ).map(command(from:))
+        changes.more = due.count > input.replyLimit
+        for var record in due.prefix(input.replyLimit) {
+            record.replyState = .sent
+            record.replyLeaseUntil = input.now.adding(seconds: input.leaseSeconds)
+            try updateReply(record, db)
+            changes.replies.append(record)
+            changes.changed = true
+        }
+        return changes
     }
 
     public func sweep(at now: Timestamp, limit: Int) async throws -> ExchangePlan {
@@ -350,6 +419,44 @@ public final class SQLiteMessageStore: MessageStore {
                       UNION ALL SELECT MIN(result_deadline) FROM commands WHERE state = 'ACKED')
                     """
             ).map(Timestamp.init(milliseconds:))
+        }
+    }
+
+    // MARK: Rendezvous rules
+
+    public func insertRule(_ rule: RendezvousRule) async throws {
+        let commands = try Self.encodeJSON(rule.commands)
+        try await write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM rendezvous_rules WHERE id = ?", arguments: [rule.id]) == true {
+                throw StoreError.conflict("rule '\(rule.id)' already exists")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO rendezvous_rules (id, from_selector, to_selector, commands, created_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [rule.id, rule.from, rule.to, commands, rule.createdAt.milliseconds]
+            )
+            return ((), true)
+        }
+    }
+
+    public func rules() async throws -> [RendezvousRule] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rendezvous_rules ORDER BY rowid").map { row in
+                RendezvousRule(
+                    id: row["id"], from: row["from_selector"], to: row["to_selector"],
+                    commands: try Self.decodeJSON([String].self, row["commands"]),
+                    createdAt: Timestamp(milliseconds: row["created_at"])
+                )
+            }
+        }
+    }
+
+    public func deleteRule(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM rendezvous_rules WHERE id = ?", arguments: [id])
+            return (db.changesCount > 0, db.changesCount > 0)
         }
     }
 

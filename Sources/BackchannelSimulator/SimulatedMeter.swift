@@ -7,7 +7,9 @@ public import Logging
 /// reading of kWh, kW, V, A and PF.
 ///
 /// Commands: `read`, `ping`, `set-interval {seconds}`, `relay {state: open|close}`,
-/// `set-time {time}` or `set-time {offset}`. Every execution is appended to the
+/// `set-time {time}` or `set-time {offset}`, and `gather {peers, command?, timeout?}`, which
+/// relays for others: it asks each peer for `command` (default `read`) through the hub
+/// (rendezvous) and answers with every peer's outcome. Every execution is appended to the
 /// ``ExecutionLog``.
 public final class SimulatedMeter: Sendable {
     /// The device id.
@@ -110,6 +112,51 @@ public final class SimulatedMeter: Sendable {
             }
             throw InvalidArguments("set-time needs {\"time\": RFC 3339} or {\"offset\": seconds}")
         }
+        await handle("gather") { request in try await Self.gather(request, agent: agent) }
+    }
+
+    /// Asks each peer for a command through the hub and collects the outcomes, keyed by peer.
+    ///
+    /// Each peer request's `ref` is derived from this command's id, so a `gather` redelivered
+    /// after a restart reuses the same peer requests instead of sending new ones.
+    static func gather(_ request: LogicalRequest, agent: Agent) async throws -> CommandReply {
+        guard case .array(let list)? = request.args["peers"], !list.isEmpty, list.count <= 100 else {
+            throw InvalidArguments("gather needs {\"peers\": [1-100 device ids]}")
+        }
+        let peers = try list.map { value -> String in
+            guard let id = value.stringValue, Identifier.isValid(id) else {
+                throw InvalidArguments("peers: every entry must be a device id")
+            }
+            return id
+        }
+        let command = request.args["command"]?.stringValue ?? "read"
+        let timeout = request.args["timeout"]?.doubleValue ?? 30
+        guard timeout > 0, timeout <= 3600 else { throw InvalidArguments("timeout: must be 1-3600 seconds") }
+        var refs: [(peer: String, ref: String)] = []
+        for (index, peer) in peers.enumerated() {
+            let ref = try await agent.request(
+                command, to: peer, ttl: timeout, ref: "\(request.id).\(index)")
+            refs.append((peer, ref))
+        }
+        var collected: [String: JSONValue] = [:]
+        var complete = 0
+        for (peer, ref) in refs {
+            guard let reply = await agent.reply(to: ref, within: timeout) else {
+                collected[peer] = ["state": "PENDING", "detail": .string("no reply within \(Int(timeout)) s")]
+                continue
+            }
+            var entry: [String: JSONValue] = ["state": .string(reply.state.rawValue)]
+            if let data = reply.outcome?.data { entry["data"] = data }
+            if let code = reply.outcome?.code { entry["code"] = .string(code) }
+            if let detail = reply.outcome?.detail { entry["detail"] = .string(detail) }
+            collected[peer] = .object(entry)
+            if reply.state == .succeeded { complete += 1 }
+            try? await agent.consumeReply(ref)
+        }
+        let data: JSONValue = ["peers": .object(collected), "succeeded": .number(Double(complete))]
+        return complete == peers.count
+            ? .succeeded(data)
+            : .failed(code: "peers_incomplete", detail: "\(complete) of \(peers.count) peers answered", data: data)
     }
 
     /// Registers a handler that records each execution in the log first.

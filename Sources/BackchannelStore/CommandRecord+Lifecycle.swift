@@ -84,6 +84,8 @@ extension CommandRecord {
                 finishedAt = now
                 leaseExpiresAt = nil
                 resultDeadline = nil
+                // A rendezvous request's outcome now travels back to its sender.
+                if replyTo != nil { replyState = .pending }
             }
             return .transitioned(
                 TransitionRecord(

@@ -19,6 +19,13 @@ public struct ExchangeInput: Sendable {
     /// Commands whose `notBefore` is within this many seconds are dispatched early, so the
     /// device holds them and starts them on time.
     public var dispatchLeadSeconds: Double
+    /// New requests this device sends to others (rendezvous), already authorised by the hub,
+    /// each with an idempotency key derived from the sender's `ref`.
+    public var routed: [CommandRecord] = []
+    /// Ids of rendezvous replies the device acknowledged.
+    public var replyAcks: [String] = []
+    /// How many rendezvous replies to deliver to the device in this exchange.
+    public var replyLimit: Int = 0
 
     /// Creates an exchange input.
     public init(

@@ -11,6 +11,7 @@ public actor MemoryMessageStore: MessageStore {
     private var idempotency: [String: String] = [:]
     /// Insertion order of commands: lists and dispatch follow it, as a database's row order.
     private var insertion: [String: Int] = [:]
+    private var rulesInOrder: [RendezvousRule] = []
     private let writes = Atomic<UInt64>(0)
 
     /// Creates an empty store.
@@ -78,6 +79,8 @@ public actor MemoryMessageStore: MessageStore {
         return commandsByID.values.filter { record in
             (query.device == nil || record.device == query.device)
                 && (query.state == nil || record.state == query.state)
+                && (query.replyTo == nil || record.replyTo == query.replyTo)
+                && (query.ref == nil || record.replyRef == query.ref)
                 && (before == nil || insertion[record.id]! < before!)
         }.sorted { insertion[$0.id]! > insertion[$1.id]! }.prefix(query.limit).map { $0 }
     }
@@ -101,12 +104,13 @@ public actor MemoryMessageStore: MessageStore {
         let queued = commandsByID.values.filter { $0.device == device && $0.state == .queued && $0.expiresAt > now }
         let dueNow = queued.contains { ($0.notBefore ?? now) <= horizon }
         let next = queued.compactMap(\.notBefore).filter { $0 > horizon }.min()
-        return PendingWork(dueNow: dueNow, nextNotBefore: next)
+        let replies = commandsByID.values.contains { $0.replyTo == device && $0.replyDeliverable(at: now) }
+        return PendingWork(dueNow: dueNow, nextNotBefore: next, repliesDue: replies)
     }
 
     public func exchange(
         _ input: ExchangeInput,
-        memo: @Sendable (ExchangePlan) throws -> ExchangeMemo?
+        memo: @Sendable (ExchangeOutcome) throws -> ExchangeMemo?
     ) throws -> ExchangeOutcome {
         var newlyStored: [String] = []
         var pendingUplink: [UplinkRecord] = []
@@ -124,22 +128,75 @@ public actor MemoryMessageStore: MessageStore {
                 && ($0.notBefore ?? input.now) <= horizon
         }.sorted { ($0.createdAt, insertion[$0.id]!) < ($1.createdAt, insertion[$1.id]!) }
         let plan = LifecyclePlanner.planExchange(input, referenced: referenced, candidates: candidates)
-        let changes = plan.changesCommands || !newlyStored.isEmpty
+
+        // Rendezvous: new requests from this device, acknowledged replies, replies to deliver.
+        var routed: [RoutedSubmission] = []
+        var created: [CommandRecord] = []
+        for record in input.routed {
+            let key = record.device + "\u{0}" + (record.idempotencyKey ?? record.id)
+            let earlier =
+                idempotency[key].flatMap { commandsByID[$0] }
+                ?? created.first { $0.device == record.device && $0.idempotencyKey == record.idempotencyKey }
+            if let existing = earlier {
+                routed.append(
+                    existing.name == record.name && existing.args == record.args
+                        ? .existing(existing) : .refReused(ref: record.replyRef ?? ""))
+                continue
+            }
+            guard devicesByID[record.device] != nil else { throw StoreError.unknownDevice(record.device) }
+            created.append(record)
+            routed.append(.created(record))
+        }
+        let acked = input.replyAcks.compactMap { id -> CommandRecord? in
+            guard var record = commandsByID[id], record.replyTo == input.device,
+                record.replyState == .pending || record.replyState == .sent
+            else { return nil }
+            record.replyState = .acked
+            record.replyLeaseUntil = nil
+            return record
+        }
+        let ackedIDs = Set(acked.map(\.id))
+        let deliverable = commandsByID.values.filter {
+            $0.replyTo == input.device && !ackedIDs.contains($0.id) && $0.replyDeliverable(at: input.now)
+        }.sorted {
+            ($0.finishedAt ?? $0.updatedAt, insertion[$0.id]!) < ($1.finishedAt ?? $1.updatedAt, insertion[$1.id]!)
+        }
+        let replies = deliverable.prefix(input.replyLimit).map { record -> CommandRecord in
+            var record = record
+            record.replyState = .sent
+            record.replyLeaseUntil = input.now.adding(seconds: input.leaseSeconds)
+            return record
+        }
+
+        let changes =
+            plan.changesCommands || !newlyStored.isEmpty || !created.isEmpty || !acked.isEmpty || !replies.isEmpty
+        var outcome = ExchangeOutcome(
+            plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changes
+        )
+        outcome.routed = routed
+        outcome.replies = replies
+        outcome.moreReplies = deliverable.count > replies.count
         // Build the memo before committing anything, as a database store does inside its
         // transaction: if it throws, nothing is kept.
-        let remembered = changes ? try memo(plan) : nil
+        let remembered = changes ? try memo(outcome) : nil
+        outcome.memo = remembered
         if changes {
             for record in pendingUplink {
                 uplinkKeys.insert(input.device + "\u{0}" + record.item.id)
                 uplinkRecords.append(record)
             }
+            for record in created {
+                commandsByID[record.id] = record
+                insertion[record.id] = insertion.count
+                historyByCommand[record.id] = [.created(record)]
+                if let key = record.idempotencyKey { idempotency[record.device + "\u{0}" + key] = record.id }
+            }
+            for record in acked + replies { commandsByID[record.id] = record }
             apply(plan)
             if let remembered { devicesByID[input.device]?.lastExchange = remembered }
             committed()
         }
-        return ExchangeOutcome(
-            plan: plan, stored: input.uplink.map(\.id), newlyStored: newlyStored, wrote: changes, memo: remembered
-        )
+        return outcome
     }
 
     public func sweep(at now: Timestamp, limit: Int) -> ExchangePlan {
@@ -175,6 +232,23 @@ public actor MemoryMessageStore: MessageStore {
             record.device == device && (kind == nil || record.item.kind == kind)
                 && (cursor == nil || record.seq < cursor!)
         }.prefix(limit).map { $0 }
+    }
+
+    public func insertRule(_ rule: RendezvousRule) throws {
+        guard !rulesInOrder.contains(where: { $0.id == rule.id }) else {
+            throw StoreError.conflict("rule '\(rule.id)' already exists")
+        }
+        rulesInOrder.append(rule)
+        committed()
+    }
+
+    public func rules() -> [RendezvousRule] { rulesInOrder }
+
+    public func deleteRule(id: String) -> Bool {
+        guard let index = rulesInOrder.firstIndex(where: { $0.id == id }) else { return false }
+        rulesInOrder.remove(at: index)
+        committed()
+        return true
     }
 
     private func apply(_ plan: ExchangePlan) {

@@ -47,16 +47,27 @@ public protocol MessageStore: Sendable {
     /// Read-only.
     func pendingWork(device: String, horizon: Timestamp, now: Timestamp) async throws -> PendingWork
     /// Performs one physical exchange in one transaction: stores uplink, applies acks and
-    /// results, dispatches up to `accept` commands, then asks `memo` for the response to
-    /// remember and stores it with the device. Nothing is written when nothing changes.
+    /// results, stores the device's peer requests, applies its reply acks, dispatches up to
+    /// `accept` commands and leases up to `replyLimit` replies, then asks `memo` for the
+    /// response to remember (given the outcome so far) and stores it with the device. Nothing
+    /// is written when nothing changes.
     func exchange(
         _ input: ExchangeInput,
-        memo: @Sendable (ExchangePlan) throws -> ExchangeMemo?
+        memo: @Sendable (ExchangeOutcome) throws -> ExchangeMemo?
     ) async throws -> ExchangeOutcome
     /// Applies due deadlines (lease lapses, expiry, timeouts) to at most `limit` commands.
     func sweep(at now: Timestamp, limit: Int) async throws -> ExchangePlan
     /// The earliest deadline among non-terminal commands, if any.
     func nextDeadline() async throws -> Timestamp?
+
+    // MARK: Rendezvous
+
+    /// Stores a new rendezvous rule.
+    func insertRule(_ rule: RendezvousRule) async throws
+    /// Every rendezvous rule, oldest first.
+    func rules() async throws -> [RendezvousRule]
+    /// Deletes a rule. Returns false when there is no such rule.
+    func deleteRule(id: String) async throws -> Bool
 
     // MARK: Uplink
 
@@ -79,6 +90,16 @@ public enum SubmitResult: Sendable, Hashable {
     }
 }
 
+/// What an exchange did with one rendezvous request.
+public enum RoutedSubmission: Sendable, Hashable {
+    /// Stored, QUEUED for the target.
+    case created(CommandRecord)
+    /// The sender used this `ref` before for the same request; this is that request.
+    case existing(CommandRecord)
+    /// The sender used this `ref` before for a different request; nothing was stored.
+    case refReused(ref: String)
+}
+
 /// The result of ``MessageStore/cancel(command:at:reason:)``.
 public enum CancelResult: Sendable, Hashable {
     /// Canceled; `previous` is the state it was in.
@@ -93,14 +114,23 @@ public enum CancelResult: Sendable, Hashable {
 public struct CommandQuery: Sendable, Hashable {
     public var device: String?
     public var state: MessageState?
+    /// Only rendezvous requests sent by this device.
+    public var replyTo: String?
+    /// Only rendezvous requests with this sender's `ref`.
+    public var ref: String?
     /// Return commands submitted before the command with this id (a page cursor).
     public var before: String?
     public var limit: Int
 
     /// Creates a query.
-    public init(device: String? = nil, state: MessageState? = nil, before: String? = nil, limit: Int = 100) {
+    public init(
+        device: String? = nil, state: MessageState? = nil, replyTo: String? = nil, ref: String? = nil,
+        before: String? = nil, limit: Int = 100
+    ) {
         self.device = device
         self.state = state
+        self.replyTo = replyTo
+        self.ref = ref
         self.before = before
         self.limit = limit
     }
@@ -112,12 +142,18 @@ public struct PendingWork: Sendable, Hashable {
     public var dueNow: Bool
     /// The earliest `notBefore` beyond the horizon among QUEUED commands.
     public var nextNotBefore: Timestamp?
+    /// Rendezvous replies wait to be delivered to the device.
+    public var repliesDue: Bool
 
     /// Creates a value.
-    public init(dueNow: Bool, nextNotBefore: Timestamp?) {
+    public init(dueNow: Bool, nextNotBefore: Timestamp?, repliesDue: Bool = false) {
         self.dueNow = dueNow
         self.nextNotBefore = nextNotBefore
+        self.repliesDue = repliesDue
     }
+
+    /// Whether a poll should be answered at once: work or replies wait.
+    public var anythingDue: Bool { dueNow || repliesDue }
 }
 
 /// What an exchange did.
@@ -132,6 +168,12 @@ public struct ExchangeOutcome: Sendable, Hashable {
     public var wrote: Bool
     /// The memo stored with the device, when the exchange wrote one.
     public var memo: ExchangeMemo?
+    /// What became of each of `ExchangeInput.routed`, in the same order.
+    public var routed: [RoutedSubmission] = []
+    /// Rendezvous replies delivered in this exchange (now ``ReplyState/sent``).
+    public var replies: [CommandRecord] = []
+    /// More rendezvous replies wait beyond `replyLimit`.
+    public var moreReplies = false
 
     /// Creates an outcome.
     public init(plan: ExchangePlan, stored: [String], newlyStored: [String], wrote: Bool, memo: ExchangeMemo? = nil) {

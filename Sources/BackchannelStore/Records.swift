@@ -85,6 +85,14 @@ public struct CommandRecord: Sendable, Hashable {
     public var resultDeadline: Timestamp?
     public var finishedAt: Timestamp?
     public var outcome: CommandOutcome?
+    /// For a request another device sent through the hub (rendezvous): that device's id.
+    public var replyTo: String?
+    /// The sending device's `ref` for the request.
+    public var replyRef: String?
+    /// How far the outcome has got on its way back to the sender; nil until it is terminal.
+    public var replyState: ReplyState?
+    /// While the reply is ``ReplyState/sent``: when it is delivered again without an ack.
+    public var replyLeaseUntil: Timestamp?
 
     /// Creates a new QUEUED command.
     public init(
@@ -124,13 +132,32 @@ public struct CommandRecord: Sendable, Hashable {
         )
     }
 
+    /// The outcome as routed back to the sending device, for a rendezvous request.
+    public var peerReply: PeerReply? {
+        guard replyTo != nil, let replyRef, state.isTerminal else { return nil }
+        return PeerReply(
+            id: id, ref: replyRef, from: "device:\(device)", name: name, state: state, outcome: outcome,
+            finishedAt: finishedAt
+        )
+    }
+
+    /// Whether the reply to the sender can be delivered at `now`.
+    public func replyDeliverable(at now: Timestamp) -> Bool {
+        switch replyState {
+        case .pending: true
+        case .sent: replyLeaseUntil.map { $0 <= now } ?? true
+        case .acked, nil: false
+        }
+    }
+
     /// The command as the operator API shows it.
     public func view(history: [TransitionRecord]? = nil) -> CommandView {
         CommandView(
             id: id, device: device, origin: origin, name: name, args: args, state: state, attempt: attempt,
             maxAttempts: maxAttempts, createdAt: createdAt, updatedAt: updatedAt, expiresAt: expiresAt,
             notBefore: notBefore, leaseExpiresAt: leaseExpiresAt, ackedAt: ackedAt, finishedAt: finishedAt,
-            idempotencyKey: idempotencyKey, outcome: outcome, history: history?.map(\.view)
+            idempotencyKey: idempotencyKey, outcome: outcome, ref: replyRef, replyState: replyState?.rawValue,
+            history: history?.map(\.view)
         )
     }
 }
@@ -200,4 +227,14 @@ public struct UplinkRecord: Sendable, Hashable {
             receivedAt: receivedAt, data: item.data
         )
     }
+}
+
+/// Where the outcome of a rendezvous request is on its way back to the sending device.
+public enum ReplyState: String, Sendable, Hashable, CaseIterable {
+    /// Terminal, not yet sent to the sender.
+    case pending
+    /// Placed in a poll response of the sender; delivered again if not acknowledged in time.
+    case sent
+    /// The sender acknowledged it (`replyAcks`).
+    case acked
 }

@@ -170,9 +170,9 @@ extension StoreConformanceTests {
         try await kind.withStore(devices: Self.devices) { store async throws in
             let calls = CallCounter()
             let command = try await store.submitNew(F.command())
-            let first = try await store.poll(at: F.at(1), accept: 1) { plan in
+            let first = try await store.poll(at: F.at(1), accept: 1) { outcome in
                 calls.tick()
-                #expect(plan.dispatched.map(\.id) == [command.id])
+                #expect(outcome.plan.dispatched.map(\.id) == [command.id])
                 return Self.memo(1)
             }
             #expect(first.wrote)

@@ -87,7 +87,7 @@ extension MessageStore {
     func poll(
         _ device: String = "dev-1", at now: Timestamp, uplink: [UplinkItem] = [], acks: [String] = [],
         results: [LogicalResult] = [], accept: Int = 0, lease: Double = 30, lead: Double = 0,
-        memo: @Sendable (ExchangePlan) throws -> ExchangeMemo? = { _ in nil }
+        memo: @Sendable (ExchangeOutcome) throws -> ExchangeMemo? = { _ in nil }
     ) async throws -> ExchangeOutcome {
         try await exchange(
             ExchangeInput(

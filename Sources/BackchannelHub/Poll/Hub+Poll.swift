@@ -74,11 +74,12 @@ extension Hub {
         noteContact(device, request, at: receivedAt)
         directory.update(device) { $0.lastSeq = request.seq }
 
-        let context = PollContext(
-            request: request, requestHash: requestHash, receivedAt: receivedAt,
-            accept: min(request.accept, configuration.limits.maxAccept)
-        )
         do {
+            let context = PollContext(
+                request: request, requestHash: requestHash, receivedAt: receivedAt,
+                accept: min(request.accept, configuration.limits.maxAccept),
+                route: try await route(request.requests, from: device, now: receivedAt)
+            )
             return try await answer(context)
         } catch {
             // The request's writes rolled back; forget its sequence number so a retry is processed.
@@ -95,6 +96,8 @@ extension Hub {
         var requestHash: String
         var receivedAt: Timestamp
         var accept: Int
+        /// The checked peer requests (rendezvous) of the poll.
+        var route: RoutePlan
         var device: String { request.device }
     }
 
@@ -104,7 +107,9 @@ extension Hub {
         var stored: [String] = []
         if !context.request.carriesNoData {
             let sent = try await exchange(context, accept: context.accept)
-            if sent.dispatched || context.request.wait <= 0 || context.accept == 0 {
+            // A poll that sent peer requests is answered at once, with the hub's answer to each.
+            if sent.dispatched || context.request.wait <= 0 || context.accept == 0 || !context.request.requests.isEmpty
+            {
                 return final(context, sent)
             }
             // Held below; the answer sent at the end carries the cancel notices instead.
@@ -112,6 +117,7 @@ extension Hub {
         }
         guard context.accept > 0 else {
             let work = try await pendingWork(context.device, now: clock.now())
+            if work.repliesDue { return try await dispatchOnly(context, stored: stored) }
             return remember(context, empty(context, stored: stored, more: work.dueNow))
         }
 
@@ -126,7 +132,7 @@ extension Hub {
         }
 
         var work = try await pendingWork(context.device, now: clock.now())
-        if work.dueNow { return try await dispatchOnly(context, stored: stored) }
+        if work.anythingDue { return try await dispatchOnly(context, stored: stored) }
         guard holding, !hasPendingCancels(context.device) else {
             return remember(context, empty(context, stored: stored))
         }
@@ -167,7 +173,7 @@ extension Hub {
                 }
                 let now = clock.now()
                 work = try await pendingWork(context.device, now: now)
-                if work.dueNow { return try await dispatchOnly(context, stored: stored) }
+                if work.anythingDue { return try await dispatchOnly(context, stored: stored) }
                 if hasPendingCancels(context.device) || now >= deadline {
                     return remember(context, empty(context, stored: stored))
                 }
@@ -181,6 +187,9 @@ extension Hub {
         dispatchContext.request.acks = []
         dispatchContext.request.results = []
         dispatchContext.request.uplink = []
+        dispatchContext.request.requests = []
+        dispatchContext.request.replyAcks = []
+        dispatchContext.route = RoutePlan()
         return final(context, try await exchange(dispatchContext, accept: context.accept, alreadyStored: stored))
     }
 
@@ -206,24 +215,30 @@ extension Hub {
     /// Transitions carry the time of the exchange, not of the poll's arrival: a command
     /// dispatched to a poll held for a while gets its full lease from the moment it is sent.
     private func exchange(_ context: PollContext, accept: Int, alreadyStored: [String] = []) async throws -> Sent {
-        let input = ExchangeInput(
+        var input = ExchangeInput(
             device: context.device, now: clock.now(), uplink: context.request.uplink,
             acks: context.request.acks, results: context.request.results, accept: accept,
             leaseSeconds: configuration.leaseSeconds, dispatchLeadSeconds: configuration.dispatchLead
         )
+        input.routed = context.route.accepted
+        input.replyAcks = context.request.replyAcks
+        input.replyLimit = configuration.maxRepliesPerPoll
         let cancels = directory.snapshot(context.device)?.pendingCancels ?? []
         let stored = alreadyStored + context.request.uplink.map(\.id)
         let builder = ResponseBuilder(hub: self, context: context, stored: stored, cancels: cancels)
-        let outcome = try await store.exchange(input) { plan in
-            ExchangeMemo(seq: context.request.seq, requestHash: context.requestHash, response: try builder.build(plan))
+        let outcome = try await store.exchange(input) { outcome in
+            ExchangeMemo(
+                seq: context.request.seq, requestHash: context.requestHash, response: try builder.build(outcome))
         }
         // Send exactly the bytes stored as the memo. (When this poll is then held and ends
         // empty, the answer sent differs from the memo only in its timestamps.)
-        let response = try outcome.memo?.response ?? builder.build(outcome.plan)
+        let response = try outcome.memo?.response ?? builder.build(outcome)
         _ = remember(context, response)
         directory.forgetWork(context.device)
         record(outcome, context)
-        return Sent(response: response, dispatched: !outcome.plan.dispatched.isEmpty, stored: stored, cancels: cancels)
+        return Sent(
+            response: response, dispatched: !outcome.plan.dispatched.isEmpty || !outcome.replies.isEmpty,
+            stored: stored, cancels: cancels)
     }
 
     /// Builds response bodies for one poll; a value type so the store may call it inside its
@@ -235,13 +250,17 @@ extension Hub {
         let cancels: [String]
 
         /// Encodes the response; `sentAt` is read here, as late as possible before sending.
-        func build(_ plan: ExchangePlan) throws -> Data {
-            try WireJSON.encode(
-                hub.response(
-                    context, stored: stored, requests: plan.dispatched.map(\.logicalRequest), cancels: cancels,
-                    more: plan.more
-                )
+        func build(_ outcome: ExchangeOutcome) throws -> Data {
+            var answer = hub.response(
+                context, stored: stored, requests: outcome.plan.dispatched.map(\.logicalRequest), cancels: cancels,
+                more: outcome.plan.more || outcome.moreReplies
             )
+            if !context.request.requests.isEmpty {
+                answer.routed = hub.routedAnswers(context.request.requests, plan: context.route, stored: outcome.routed)
+            }
+            let replies = outcome.replies.compactMap(\.peerReply)
+            if !replies.isEmpty { answer.replies = replies }
+            return try WireJSON.encode(answer)
         }
     }
 
@@ -297,6 +316,7 @@ extension Hub {
         metrics.results.add(UInt64(context.request.results.count), ordering: .relaxed)
         metrics.uplinkStored.add(UInt64(outcome.newlyStored.count), ordering: .relaxed)
         publish(outcome.plan.transitions)
+        notifyRendezvous(created: outcome.routed, updated: outcome.plan.updated)
         if !outcome.newlyStored.isEmpty {
             let fresh = Set(outcome.newlyStored)
             for item in context.request.uplink where fresh.contains(item.id) {

@@ -74,6 +74,17 @@ extension Hub {
             }
             return try jsonResponse(try await self.cancel(id, reason: reason))
         }
+        api.get("rendezvous/rules") { _, _ -> Response in
+            try jsonResponse(Page(items: try await self.rendezvousRules(), nextCursor: nil))
+        }
+        api.post("rendezvous/rules") { request, _ -> Response in
+            let body = try await request.decodeJSON(CreateRendezvousRule.self, limit: bodyLimit)
+            return try jsonResponse(try await self.addRendezvousRule(body), status: .created)
+        }
+        api.delete("rendezvous/rules/:id") { _, context -> Response in
+            try await self.deleteRendezvousRule(try context.pathID())
+            return Response(status: .noContent)
+        }
         api.get("events") { request, _ -> Response in
             self.eventStream(device: request.query("device"))
         }

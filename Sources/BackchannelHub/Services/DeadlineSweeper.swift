@@ -30,6 +30,7 @@ extension Hub {
                 let plan = try await store.sweep(at: clock.now(), limit: batch)
                 all += plan.transitions
                 publish(plan.transitions)
+                notifyRendezvous(created: [], updated: plan.updated)
                 for record in plan.updated where record.state == .queued {
                     directory.noteWork(record.device)
                     lanes.notifyWork(record.device)

@@ -74,7 +74,7 @@ final class GatedStore: MessageStore {
         await pendingGate.pass()
         return r
     }
-    func exchange(_ input: ExchangeInput, memo: @Sendable (ExchangePlan) throws -> ExchangeMemo?) async throws
+    func exchange(_ input: ExchangeInput, memo: @Sendable (ExchangeOutcome) throws -> ExchangeMemo?) async throws
         -> ExchangeOutcome
     {
         try await inner.exchange(input, memo: memo)
@@ -83,6 +83,9 @@ final class GatedStore: MessageStore {
         try await inner.sweep(at: now, limit: limit)
     }
     func nextDeadline() async throws -> Timestamp? { try await inner.nextDeadline() }
+    func insertRule(_ rule: RendezvousRule) async throws { try await inner.insertRule(rule) }
+    func rules() async throws -> [RendezvousRule] { try await inner.rules() }
+    func deleteRule(id: String) async throws -> Bool { try await inner.deleteRule(id: id) }
     func uplink(device: String, kind: UplinkKind?, after cursor: Int64?, limit: Int) async throws -> [UplinkRecord] {
         try await inner.uplink(device: device, kind: kind, after: cursor, limit: limit)
     }
