@@ -133,6 +133,7 @@ extension Hub {
         )
         record.replyTo = sender
         record.replyRef = request.ref
+        record.envelope = request.envelope
         return record
     }
 

@@ -36,6 +36,17 @@ public struct HubConfiguration: Sendable {
     /// Rendezvous replies delivered in one poll response at most.
     public var maxRepliesPerPoll: Int = 100
 
+    /// Limits on SOAP/XML documents (beyond `maxBodyBytes`): nesting, element count, names.
+    public var xmlLimits: XMLLimits = {
+        var limits = XMLLimits()
+        limits.maxDepth = 48
+        limits.maxElements = 50_000
+        return limits
+    }()
+    /// The hub's URL as devices reach it, written into the WSDL's service address; default:
+    /// the Host the client used.
+    public var publicURL: String?
+
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes: Int = 1 << 20
     /// Per-poll validation limits.

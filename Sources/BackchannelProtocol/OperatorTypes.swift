@@ -123,12 +123,15 @@ public struct CommandOutcome: Sendable, Hashable, Codable {
     public var detail: String?
     /// The command's output.
     public var data: JSONValue?
+    /// The device's inner SOAP result envelope, when it answered through the SOAP binding.
+    public var envelope: String?
 
     /// Creates an outcome.
     public init(
         status: ResultStatus? = nil, code: String? = nil, retryable: Bool? = nil, detail: String? = nil,
-        data: JSONValue? = nil
+        data: JSONValue? = nil, envelope: String? = nil
     ) {
+        self.envelope = envelope
         self.status = status
         self.code = code
         self.retryable = retryable

@@ -117,6 +117,9 @@ public struct LogicalResult: Sendable, Hashable, Codable {
     public var data: JSONValue?
     /// When the device finished the command, on its own clock.
     public var finishedAt: Timestamp?
+    /// For a result sent through the SOAP binding: the inner SOAP envelope exactly as the device
+    /// wrote it, forwarded unchanged to a SOAP sender of the request.
+    public var envelope: String?
 
     /// Creates a logical response.
     public init(
@@ -126,8 +129,10 @@ public struct LogicalResult: Sendable, Hashable, Codable {
         retryable: Bool? = nil,
         detail: String? = nil,
         data: JSONValue? = nil,
-        finishedAt: Timestamp? = nil
+        finishedAt: Timestamp? = nil,
+        envelope: String? = nil
     ) {
+        self.envelope = envelope
         self.id = id
         self.status = status
         self.code = code

@@ -75,6 +75,9 @@ public struct LogicalRequest: Sendable, Hashable, Codable {
     public var notBefore: Timestamp?
     /// Which delivery this is: 1 for the first, higher for redeliveries.
     public var attempt: Int
+    /// For a request sent through the SOAP binding: the inner SOAP envelope exactly as the
+    /// sender wrote it. A SOAP device receives these bytes unchanged.
+    public var envelope: String?
 
     /// Creates a logical request.
     public init(
@@ -85,7 +88,8 @@ public struct LogicalRequest: Sendable, Hashable, Codable {
         createdAt: Timestamp,
         expiresAt: Timestamp,
         notBefore: Timestamp? = nil,
-        attempt: Int
+        attempt: Int,
+        envelope: String? = nil
     ) {
         self.id = id
         self.origin = origin
@@ -95,5 +99,6 @@ public struct LogicalRequest: Sendable, Hashable, Codable {
         self.expiresAt = expiresAt
         self.notBefore = notBefore
         self.attempt = attempt
+        self.envelope = envelope
     }
 }

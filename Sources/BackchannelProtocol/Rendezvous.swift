@@ -19,12 +19,16 @@ public struct PeerRequest: Sendable, Hashable, Codable {
     public var notBefore: Timestamp?
     /// What happens when the target is not reachable now.
     public var onUnavailable: UnavailablePolicy
+    /// For a request sent through the SOAP binding: the inner SOAP envelope exactly as the
+    /// sender wrote it, forwarded unchanged to a SOAP target.
+    public var envelope: String?
 
     /// Creates a peer request.
     public init(
         ref: String, to: String, name: String, args: JSONValue = .object([:]), ttl: Double? = nil,
-        notBefore: Timestamp? = nil, onUnavailable: UnavailablePolicy = .hold
+        notBefore: Timestamp? = nil, onUnavailable: UnavailablePolicy = .hold, envelope: String? = nil
     ) {
+        self.envelope = envelope
         self.ref = ref
         self.to = to
         self.name = name
@@ -35,7 +39,7 @@ public struct PeerRequest: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case ref, to, name, args, ttl, notBefore, onUnavailable
+        case ref, to, name, args, ttl, notBefore, onUnavailable, envelope
     }
 
     public init(from decoder: any Decoder) throws {
@@ -47,6 +51,7 @@ public struct PeerRequest: Sendable, Hashable, Codable {
         self.ttl = try c.decodeIfPresent(Double.self, forKey: .ttl)
         self.notBefore = try c.decodeIfPresent(Timestamp.self, forKey: .notBefore)
         self.onUnavailable = try c.decodeIfPresent(UnavailablePolicy.self, forKey: .onUnavailable) ?? .hold
+        self.envelope = try c.decodeIfPresent(String.self, forKey: .envelope)
     }
 
     /// The target device id, when `to` has the form `device:<id>`.
@@ -219,6 +224,9 @@ extension PeerRequest {
             throw ValidationFailure(field: "\(field).args", reason: "must be a JSON object")
         }
         try PollRequest.check(args, field: "\(field).args", limits)
+        if let envelope, envelope.utf8.count > limits.maxStringBytes {
+            throw ValidationFailure(field: "\(field).envelope", reason: "longer than \(limits.maxStringBytes) bytes")
+        }
         if let ttl, !(ttl > 0 && ttl.isFinite) {
             throw ValidationFailure(field: "\(field).ttl", reason: "must be a positive number of seconds")
         }

@@ -121,6 +121,9 @@ extension LogicalResult {
             throw ValidationFailure(field: "\(field).detail", reason: "longer than \(limits.maxStringBytes) bytes")
         }
         if let data { try PollRequest.check(data, field: "\(field).data", limits) }
+        if let envelope, envelope.utf8.count > limits.maxStringBytes {
+            throw ValidationFailure(field: "\(field).envelope", reason: "longer than \(limits.maxStringBytes) bytes")
+        }
     }
 }
 

@@ -105,6 +105,10 @@ extension SQLiteMessageStore {
                     """
             )
         }
+        migrator.registerMigration("v4-soap-envelope") { db in
+            // The inner SOAP envelope of a request sent through the SOAP binding, kept verbatim.
+            try db.execute(sql: "ALTER TABLE commands ADD COLUMN envelope TEXT")
+        }
         return migrator
     }
 
@@ -166,6 +170,7 @@ extension SQLiteMessageStore {
         if let outcome: String = row["outcome"] {
             record.outcome = try decodeJSON(CommandOutcome.self, outcome)
         }
+        record.envelope = row["envelope"]
         record.replyTo = row["reply_to"]
         record.replyRef = row["reply_ref"]
         record.replyState = (row["reply_state"] as String?).flatMap(ReplyState.init(rawValue:))
@@ -205,14 +210,16 @@ extension SQLiteMessageStore {
         try db.execute(
             sql: """
                 INSERT INTO commands (id, device_id, origin, name, args, created_at, updated_at, expires_at,
-                  not_before, idempotency_key, execution_timeout_ms, state, attempt, max_attempts, reply_to, reply_ref)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  not_before, idempotency_key, execution_timeout_ms, state, attempt, max_attempts, reply_to, reply_ref,
+                  envelope)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 command.id, command.device, command.origin, command.name, try encodeJSON(command.args),
                 command.createdAt.milliseconds, command.updatedAt.milliseconds, command.expiresAt.milliseconds,
                 command.notBefore?.milliseconds, command.idempotencyKey, command.executionTimeoutMs,
                 command.state.rawValue, command.attempt, command.maxAttempts, command.replyTo, command.replyRef,
+                command.envelope,
             ]
         )
         try insert(.created(command), db)

@@ -121,7 +121,7 @@ extension CommandRecord {
                 if ackedAt == nil { ackedAt = now }
                 outcome = CommandOutcome(
                     status: result.status, code: result.code, retryable: result.retryable,
-                    detail: result.detail, data: result.data
+                    detail: result.detail, data: result.data, envelope: result.envelope
                 )
                 return move(to: result.status.terminalState, detail: result.code)
             }

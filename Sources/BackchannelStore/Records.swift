@@ -72,6 +72,8 @@ public struct CommandRecord: Sendable, Hashable {
     public var idempotencyKey: String?
     /// Milliseconds the device has, after acknowledging, to report a result.
     public var executionTimeoutMs: Int64
+    /// The inner SOAP envelope of a request sent through the SOAP binding, kept verbatim.
+    public var envelope: String?
 
     public var state: MessageState
     /// Deliveries so far.
@@ -128,7 +130,7 @@ public struct CommandRecord: Sendable, Hashable {
     public var logicalRequest: LogicalRequest {
         LogicalRequest(
             id: id, origin: origin, name: name, args: args, createdAt: createdAt,
-            expiresAt: expiresAt, notBefore: notBefore, attempt: attempt
+            expiresAt: expiresAt, notBefore: notBefore, attempt: attempt, envelope: envelope
         )
     }
 

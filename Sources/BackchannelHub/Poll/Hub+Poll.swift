@@ -1,4 +1,4 @@
-import BackchannelProtocol
+public import BackchannelProtocol
 import BackchannelStore
 public import Foundation
 import ServiceLifecycle
@@ -12,8 +12,31 @@ extension Hub {
     ///   - authorization: the `Authorization` header.
     /// - Throws: ``HubError`` for every session-level failure; nothing from a failed request is stored.
     public func poll(body: Data, authorization: String?) async throws(HubError) -> Data {
+        let request: PollRequest
         do {
-            let response = try await handlePoll(body: body, authorization: authorization)
+            request = try WireJSON.decode(PollRequest.self, from: body)
+        } catch {
+            metrics.rejectedPolls.add(1, ordering: .relaxed)
+            throw HubError.malformed(WireJSON.describe(error))
+        }
+        return try await poll(request, requestHash: Credentials.hash(bytes: body), authorization: authorization)
+    }
+
+    /// Handles one physical request already decoded from another binding (SOAP, REST) and
+    /// returns the JSON response body.
+    ///
+    /// - Parameters:
+    ///   - request: the decoded poll.
+    ///   - requestHash: hex SHA-256 of the request as received, to recognise a retry.
+    ///   - authorization: the `Authorization` header.
+    ///   - sequenced: false for the REST binding, whose calls carry no sequence number: no
+    ///     sequence checks, no retry memo (retries are safe by ids instead).
+    public func poll(
+        _ request: PollRequest, requestHash: String, authorization: String?, sequenced: Bool = true
+    ) async throws(HubError) -> Data {
+        do {
+            let response = try await handlePoll(
+                request, requestHash: requestHash, authorization: authorization, sequenced: sequenced)
             metrics.polls.add(1, ordering: .relaxed)
             return response
         } catch {
@@ -22,14 +45,10 @@ extension Hub {
         }
     }
 
-    private func handlePoll(body: Data, authorization: String?) async throws(HubError) -> Data {
+    private func handlePoll(
+        _ request: PollRequest, requestHash: String, authorization: String?, sequenced: Bool
+    ) async throws(HubError) -> Data {
         let receivedAt = clock.now()
-        let request: PollRequest
-        do {
-            request = try WireJSON.decode(PollRequest.self, from: body)
-        } catch {
-            throw HubError.malformed(WireJSON.describe(error))
-        }
         do {
             try request.validate(configuration.limits)
         } catch {
@@ -48,12 +67,11 @@ extension Hub {
             throw HubError.unauthorized()
         }
         try admit(device, at: receivedAt)
-        let requestHash = Credentials.hash(bytes: body)
 
         await lanes.enter(device)
         defer { lanes.leave(device) }
 
-        if let current = directory.snapshot(device) {
+        if sequenced, let current = directory.snapshot(device) {
             if let memo = current.memo, memo.seq == request.seq {
                 guard memo.requestHash == requestHash else {
                     throw HubError.sequenceConflict(
@@ -72,19 +90,21 @@ extension Hub {
             }
         }
         noteContact(device, request, at: receivedAt)
-        directory.update(device) { $0.lastSeq = request.seq }
+        if sequenced { directory.update(device) { $0.lastSeq = request.seq } }
 
         do {
             let context = PollContext(
                 request: request, requestHash: requestHash, receivedAt: receivedAt,
                 accept: min(request.accept, configuration.limits.maxAccept),
-                route: try await route(request.requests, from: device, now: receivedAt)
+                route: try await route(request.requests, from: device, now: receivedAt), sequenced: sequenced
             )
             return try await answer(context)
         } catch {
             // The request's writes rolled back; forget its sequence number so a retry is processed.
-            directory.update(device) { session in
-                if session.lastSeq == request.seq { session.lastSeq = session.memo?.seq }
+            if sequenced {
+                directory.update(device) { session in
+                    if session.lastSeq == request.seq { session.lastSeq = session.memo?.seq }
+                }
             }
             throw storeFailure(error)
         }
@@ -98,6 +118,8 @@ extension Hub {
         var accept: Int
         /// The checked peer requests (rendezvous) of the poll.
         var route: RoutePlan
+        /// Whether the poll has a sequence number to check and a memo to keep.
+        var sequenced: Bool
         var device: String { request.device }
     }
 
@@ -227,7 +249,8 @@ extension Hub {
         let stored = alreadyStored + context.request.uplink.map(\.id)
         let builder = ResponseBuilder(hub: self, context: context, stored: stored, cancels: cancels)
         let outcome = try await store.exchange(input) { outcome in
-            ExchangeMemo(
+            guard context.sequenced else { return nil }
+            return ExchangeMemo(
                 seq: context.request.seq, requestHash: context.requestHash, response: try builder.build(outcome))
         }
         // Send exactly the bytes stored as the memo. (When this poll is then held and ends
@@ -304,6 +327,7 @@ extension Hub {
 
     /// Keeps the response in memory for a retried request.
     private func remember(_ context: PollContext, _ response: Data) -> Data {
+        guard context.sequenced else { return response }
         directory.update(context.device) { session in
             session.memo = ExchangeMemo(seq: context.request.seq, requestHash: context.requestHash, response: response)
         }

@@ -8,12 +8,24 @@ import Synchronization
 extension Hub {
     /// `POST /v1/poll`: the device endpoint.
     func addPollRoutes(to router: Router<HubRequestContext>) {
+        router.get("/v1/poll") { request, _ -> Response in
+            guard request.uri.queryParameters["wsdl"] != nil else {
+                throw HubError(.methodNotAllowed, ErrorCode.malformed, "POST a poll here, or GET ?wsdl for the WSDL")
+            }
+            return self.wsdl(for: request)
+        }
+        router.get("/v1/backchannel.wsdl") { request, _ -> Response in self.wsdl(for: request) }
         router.post("/v1/poll") { request, _ -> Response in
+            let type = request.headers[.contentType]?.lowercased()
+            if let type, type.hasPrefix("application/soap+xml") || type.hasPrefix("text/xml") {
+                return await self.soapPoll(request)
+            }
             let body: Data
             do {
-                if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+                if let type, !type.hasPrefix("application/json") {
                     throw HubError(
-                        .unsupportedMediaType, ErrorCode.unsupportedMediaType, "Content-Type must be application/json"
+                        .unsupportedMediaType, ErrorCode.unsupportedMediaType,
+                        "Content-Type must be application/json, or application/soap+xml for the SOAP 1.2 binding"
                     )
                 }
                 body = try await request.collectBody(limit: self.configuration.maxBodyBytes)
