@@ -221,7 +221,7 @@ public actor Agent {
                         reply = .success(
                             try await client.poll(
                                 hubURL: configuration.hubURL, token: configuration.token, body: pending.body,
-                                timeout: pending.wait + configuration.requestTimeout
+                                timeout: pending.wait + configuration.requestTimeout, encoding: configuration.encoding
                             )
                         )
                     } catch {
@@ -330,7 +330,7 @@ public actor Agent {
         stats.polls += 1
         let reply = try await client.poll(
             hubURL: configuration.hubURL, token: configuration.token, body: pending.body,
-            timeout: pending.wait + configuration.requestTimeout
+            timeout: pending.wait + configuration.requestTimeout, encoding: configuration.encoding
         )
         return try handle(reply, for: pending, t0: t0)
     }
@@ -456,7 +456,7 @@ public actor Agent {
         )
         let body: Data
         do {
-            body = try WireJSON.encode(request)
+            body = configuration.encoding == .soap ? SOAPCodec.encodePoll(request) : try WireJSON.encode(request)
         } catch {
             throw AgentError(status: 0, code: "encoding", message: "could not encode the poll: \(error)")
         }

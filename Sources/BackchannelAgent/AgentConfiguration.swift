@@ -1,6 +1,14 @@
 public import BackchannelProtocol
 public import Foundation
 
+/// The bindings of the device protocol an agent can speak.
+public enum WireEncoding: String, Sendable, Hashable, CaseIterable {
+    /// `application/json` (the default).
+    case json
+    /// SOAP 1.2 (`application/soap+xml`), with SOAP-in-SOAP inner envelopes.
+    case soap
+}
+
 /// Everything a device agent needs to reach its hub and keep its state.
 public struct AgentConfiguration: Sendable {
     /// The hub's base URL, such as `http://hub.example:8080`.
@@ -16,6 +24,8 @@ public struct AgentConfiguration: Sendable {
     public var concurrency: Int = 4
     /// Long-poll seconds to ask for (0: poll periodically on the hub's `nextPollAfter`).
     public var longPoll: Double = 0
+    /// The binding the device speaks: JSON (default) or SOAP 1.2.
+    public var encoding: WireEncoding = .json
     /// Most uplink items per poll.
     public var maxUplinkPerPoll: Int = 500
     /// Most results per poll.

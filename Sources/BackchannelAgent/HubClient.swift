@@ -46,24 +46,37 @@ public final class HubClient: Sendable {
         case failure(status: Int, body: ErrorBody?, retryAfter: Double?)
     }
 
-    /// Posts a poll body to `<hub>/v1/poll`.
-    public func poll(hubURL: String, token: String, body: Data, timeout: Double) async throws -> Reply {
+    /// Posts a poll body to `<hub>/v1/poll`, in the given binding.
+    public func poll(
+        hubURL: String, token: String, body: Data, timeout: Double, encoding: WireEncoding = .json
+    ) async throws -> Reply {
         var request = HTTPClientRequest(url: hubURL.trimmingSuffix("/") + "/v1/poll")
         request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Content-Type", value: encoding == .soap ? SOAP.contentType : "application/json")
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
         let buffer = try await response.body.collect(upTo: 16 << 20)
         let data = Data(buffer.readableBytesView)
-        if response.status == .ok {
+        let retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init)
+        let status = Int(response.status.code)
+        let isSOAP =
+            response.headers.first(name: "Content-Type")?.lowercased().hasPrefix("application/soap+xml") == true
+        if isSOAP {
+            if status == 200 {
+                do {
+                    return .ok(try SOAPCodec.decodeResponse(data))
+                } catch {
+                    return .failure(status: status, body: error.errorBody, retryAfter: retryAfter)
+                }
+            }
+            return .failure(
+                status: status, body: SOAPFault.parse(data, status: status)?.errorBody, retryAfter: retryAfter)
+        }
+        if status == 200 {
             return .ok(try WireJSON.decode(PollResponse.self, from: data))
         }
-        let retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init)
-        return .failure(
-            status: Int(response.status.code), body: try? WireJSON.decode(ErrorBody.self, from: data),
-            retryAfter: retryAfter
-        )
+        return .failure(status: status, body: try? WireJSON.decode(ErrorBody.self, from: data), retryAfter: retryAfter)
     }
 }
 

@@ -22,6 +22,8 @@ public struct FleetConfiguration: Sendable {
     public var interval: Double = 15
     /// Long-poll seconds (0: periodic polling).
     public var longPoll: Double = 25
+    /// The binding the meters speak.
+    public var encoding: WireEncoding = .json
     /// Commands each meter runs at once.
     public var concurrency: Int = 4
     /// Where executions are logged; default `<stateDirectory>/executions.jsonl`.
@@ -86,6 +88,7 @@ public final class SimulatorFleet: Sendable {
                 stateDirectory: configuration.stateDirectory.appendingPathComponent(id)
             )
             agentConfiguration.longPoll = configuration.longPoll
+            agentConfiguration.encoding = configuration.encoding
             agentConfiguration.concurrency = configuration.concurrency
             agentConfiguration.presence = PresenceReport(state: .available)
             agentConfiguration.onStored = { [storedLog] ids in storedLog.recordStored(device: id, ids: ids) }

@@ -1,4 +1,5 @@
 public import ArgumentParser
+public import BackchannelAgent
 public import BackchannelProtocol
 public import BackchannelSQLite
 public import Logging
@@ -6,3 +7,4 @@ public import Logging
 extension SQLiteMessageStore.Configuration.Durability: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension UplinkKind: ExpressibleByArgument {}
+extension WireEncoding: ExpressibleByArgument {}

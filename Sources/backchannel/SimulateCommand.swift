@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackchannelAgent
 import BackchannelProtocol
 import BackchannelSimulator
 import Foundation
@@ -40,6 +41,9 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Long-poll seconds (0: periodic polling on the hub's nextPollAfter).")
     var longPoll: Double = 25
 
+    @Option(help: "The binding the meters speak: json, or soap (SOAP 1.2 with SOAP-in-SOAP envelopes).")
+    var encoding: WireEncoding = .json
+
     @Option(
         help:
             "Operator token, used only to provision devices without saved credentials (default: $BACKCHANNEL_TOKEN or the saved one)."
@@ -71,6 +75,7 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.firstIndex = first
         configuration.interval = interval
         configuration.longPoll = longPoll
+        configuration.encoding = encoding
         let fleet: SimulatorFleet
         do {
             fleet = try await SimulatorFleet.start(configuration, logger: Logger(label: "backchannel.sim")) {

@@ -8,10 +8,13 @@ import Testing
 
 /// Rendezvous between real agents over HTTP: a master meter gathers readings from its peers.
 @Suite struct RendezvousAgentTests {
-    static func meter(_ id: String, _ live: LiveHub, token: String, root: URL) async throws -> SimulatedMeter {
+    static func meter(
+        _ id: String, _ live: LiveHub, token: String, root: URL, encoding: WireEncoding = .json
+    ) async throws -> SimulatedMeter {
         var configuration = AgentConfiguration(
             hubURL: live.url, deviceID: id, token: token, stateDirectory: root.appendingPathComponent(id))
         configuration.longPoll = 5
+        configuration.encoding = encoding
         var logger = Logger(label: "test.\(id)")
         logger.logLevel = ProcessInfo.processInfo.environment["AGENT_LOG"] == nil ? .critical : .debug
         return try await SimulatedMeter(
@@ -53,5 +56,45 @@ import Testing
         let atP1 = try await h.hub.commands(device: "p1", state: nil, cursor: nil, limit: 10).items
         #expect(atP1.count == 2)
         #expect(atP1.allSatisfy { $0.origin == "device:master" && ["acked", "sent"].contains($0.replyState) })
+    }
+
+    /// The whole session in SOAP: a SOAP master gathers from a JSON peer and a SOAP peer, and
+    /// its own readings arrive too.
+    @Test func aSOAPMasterGathersFromJSONAndSOAPPeers() async throws {
+        let h = try HubHarness(systemClock: true)
+        let live = try await LiveHub.start(h.hub)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("bc-rv-\(UUID().uuidString)")
+        let encodings: [(String, WireEncoding)] = [("master", .soap), ("json-peer", .json), ("soap-peer", .soap)]
+        var meters: [SimulatedMeter] = []
+        for (id, encoding) in encodings {
+            meters.append(
+                try await Self.meter(id, live, token: try await h.provision(id), root: root, encoding: encoding))
+        }
+        _ = try await h.hub.addRendezvousRule(CreateRendezvousRule(from: "device:master", to: "*", commands: ["read"]))
+        let loops = meters.map { meter in Task { await meter.run() } }
+        defer { for loop in loops { loop.cancel() } }
+
+        let id = try await h.submit("gather", to: "master") {
+            $0.args = ["peers": ["json-peer", "soap-peer"], "timeout": 20]
+        }.id
+        let done = try await h.hub.command(id, waitingUpTo: 30)
+        #expect(done.state == .succeeded)
+        for peer in ["json-peer", "soap-peer"] {
+            #expect(done.outcome?.data?["peers"]?[peer]?["data"]?["kWh"]?.doubleValue != nil, "\(peer) answered")
+        }
+        // The master's result came through SOAP: its inner envelope is kept.
+        #expect(done.outcome?.envelope?.contains("CommandResult") == true)
+        // The SOAP peer's answer to the master is its own result envelope.
+        let atSOAPPeer = try #require(
+            try await h.hub.commands(device: "soap-peer", state: nil, cursor: nil, limit: 1).items.first)
+        #expect(atSOAPPeer.state == .succeeded)
+        #expect(try await h.hub.command(atSOAPPeer.id).outcome?.envelope != nil)
+        // The master's periodic reading (sent in SOAP as self-describing XML) is stored.
+        try await waitUntil("a reading from the SOAP master") {
+            try await !h.hub.uplink(device: "master", kind: .reading, cursor: nil, limit: 1).items.isEmpty
+        }
+        let reading = try #require(
+            try await h.hub.uplink(device: "master", kind: .reading, cursor: nil, limit: 1).items.first)
+        #expect(reading.data["kWh"]?.doubleValue != nil)
     }
 }
