@@ -49,6 +49,7 @@ public func buildRouter(hub: Hub) -> Router<HubRequestContext> {
         )
     }
     hub.addPollRoutes(to: router)
+    hub.addRESTRoutes(to: router)
     hub.addOperatorRoutes(to: router)
     return router
 }

@@ -13,8 +13,8 @@ public struct HubRequestContext: RequestContext {
 
     /// The `:id` path segment, percent-decoded (device ids may contain `:`, which clients
     /// may send as `%3A`).
-    func pathID() throws -> String {
-        let raw = try parameters.require("id")
+    func pathID(_ name: String = "id") throws -> String {
+        let raw = try parameters.require(name)
         return raw.removingPercentEncoding ?? raw
     }
 }
