@@ -109,6 +109,10 @@ extension SQLiteMessageStore {
             // The inner SOAP envelope of a request sent through the SOAP binding, kept verbatim.
             try db.execute(sql: "ALTER TABLE commands ADD COLUMN envelope TEXT")
         }
+        migrator.registerMigration("v5-uplink-by-time") { db in
+            // Exports of a device's readings or events over a time range, in time order.
+            try db.execute(sql: "CREATE INDEX uplink_device_kind_at ON uplink(device_id, kind, at, seq)")
+        }
         return migrator
     }
 

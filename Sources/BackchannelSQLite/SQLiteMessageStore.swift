@@ -422,6 +422,28 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
+    public func uplink(
+        device: String, kind: UplinkKind?, measuredIn range: Range<Timestamp>, after cursor: UplinkCursor?, limit: Int
+    ) async throws -> [UplinkRecord] {
+        let after = cursor ?? UplinkCursor(at: range.lowerBound, seq: -1)
+        // With a kind, the (device_id, kind, at, seq) index serves the range in order.
+        let kindFilter = kind == nil ? "" : "AND kind = ?2"
+        return try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM uplink WHERE device_id = ?1 \(kindFilter)
+                    AND at < ?3 AND (at > ?4 OR (at = ?4 AND seq > ?5)) AND at >= ?6
+                    ORDER BY at, seq LIMIT ?7
+                    """,
+                arguments: [
+                    device, kind?.rawValue, range.upperBound.milliseconds, after.at.milliseconds, after.seq,
+                    range.lowerBound.milliseconds, limit,
+                ]
+            ).map(Self.uplinkRecord(from:))
+        }
+    }
+
     // MARK: Rendezvous rules
 
     public func insertRule(_ rule: RendezvousRule) async throws {
@@ -472,20 +494,22 @@ public final class SQLiteMessageStore: MessageStore {
                     ? "SELECT * FROM uplink WHERE device_id = ?1 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
                     : "SELECT * FROM uplink WHERE device_id = ?1 AND kind = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
                 arguments: [device, kind?.rawValue, cursor ?? Int64.max, limit]
-            ).map { row in
-                UplinkRecord(
-                    seq: row["seq"],
-                    device: row["device_id"],
-                    item: UplinkItem(
-                        id: row["uplink_id"],
-                        kind: UplinkKind(rawValue: row["kind"]) ?? .reading,
-                        name: row["name"],
-                        at: Timestamp(milliseconds: row["at"]),
-                        data: try Self.decodeJSON(JSONValue.self, row["data"])
-                    ),
-                    receivedAt: Timestamp(milliseconds: row["received_at"])
-                )
-            }
+            ).map(Self.uplinkRecord(from:))
         }
+    }
+
+    static func uplinkRecord(from row: Row) throws -> UplinkRecord {
+        UplinkRecord(
+            seq: row["seq"],
+            device: row["device_id"],
+            item: UplinkItem(
+                id: row["uplink_id"],
+                kind: UplinkKind(rawValue: row["kind"]) ?? .reading,
+                name: row["name"],
+                at: Timestamp(milliseconds: row["at"]),
+                data: try decodeJSON(JSONValue.self, row["data"])
+            ),
+            receivedAt: Timestamp(milliseconds: row["received_at"])
+        )
     }
 }

@@ -234,6 +234,15 @@ public actor MemoryMessageStore: MessageStore {
         }.prefix(limit).map { $0 }
     }
 
+    public func uplink(
+        device: String, kind: UplinkKind?, measuredIn range: Range<Timestamp>, after cursor: UplinkCursor?, limit: Int
+    ) -> [UplinkRecord] {
+        uplinkRecords.filter { record in
+            record.device == device && (kind == nil || record.item.kind == kind) && range.contains(record.item.at)
+                && (cursor.map { (record.item.at, record.seq) > ($0.at, $0.seq) } ?? true)
+        }.sorted { ($0.item.at, $0.seq) < ($1.item.at, $1.seq) }.prefix(limit).map { $0 }
+    }
+
     public func insertRule(_ rule: RendezvousRule) throws {
         guard !rulesInOrder.contains(where: { $0.id == rule.id }) else {
             throw StoreError.conflict("rule '\(rule.id)' already exists")

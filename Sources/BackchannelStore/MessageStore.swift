@@ -73,6 +73,11 @@ public protocol MessageStore: Sendable {
 
     /// Stored uplink of a device, newest first, starting after `cursor` (a record `seq`).
     func uplink(device: String, kind: UplinkKind?, after cursor: Int64?, limit: Int) async throws -> [UplinkRecord]
+    /// Stored uplink of a device measured in `range` (by the item's `at`), oldest first, ordered
+    /// by (`at`, `seq`), starting after `cursor`: for exports.
+    func uplink(
+        device: String, kind: UplinkKind?, measuredIn range: Range<Timestamp>, after cursor: UplinkCursor?, limit: Int
+    ) async throws -> [UplinkRecord]
 }
 
 /// The result of ``MessageStore/submit(_:)``.
@@ -87,6 +92,25 @@ public enum SubmitResult: Sendable, Hashable {
         switch self {
         case .created(let r), .existing(let r): r
         }
+    }
+}
+
+/// A position in an export: the (`at`, `seq`) of the last record read.
+public struct UplinkCursor: Sendable, Hashable {
+    /// When the last record was measured.
+    public var at: Timestamp
+    /// Its arrival number.
+    public var seq: Int64
+
+    /// Creates a cursor.
+    public init(at: Timestamp, seq: Int64) {
+        self.at = at
+        self.seq = seq
+    }
+
+    /// The cursor just after `record`.
+    public init(after record: UplinkRecord) {
+        self.init(at: record.item.at, seq: record.seq)
     }
 }
 

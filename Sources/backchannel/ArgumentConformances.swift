@@ -8,3 +8,4 @@ extension SQLiteMessageStore.Configuration.Durability: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension UplinkKind: ExpressibleByArgument {}
 extension WireEncoding: ExpressibleByArgument {}
+extension ExportFormat: ExpressibleByArgument {}

@@ -288,7 +288,8 @@ struct SOAPCodecTests {
     @Test("a result or peer request carrying an envelope is written and read back with exactly those bytes")
     func verbatimPoll() throws {
         let result = LogicalResult(
-            id: "req-9", status: .failed, code: "relay_stuck", retryable: true, detail: "a < b", envelope: Self.handResult)
+            id: "req-9", status: .failed, code: "relay_stuck", retryable: true, detail: "a < b",
+            envelope: Self.handResult)
         let peer = PeerRequest(
             ref: "p7", to: "device:gw-1", name: "relay", args: ["state": "open", "code": "0001"],
             envelope: Self.handCommand)
@@ -455,8 +456,10 @@ struct SOAPCodecTests {
             uplink: [UplinkItem(id: "u", kind: .reading, name: "n", at: Self.base, data: .object(backward))],
             presence: PresenceReport(state: .available, status: backward))
         #expect(SOAPCodec.encodePoll(a) == SOAPCodec.encodePoll(b))
-        #expect(SOAPEnvelope.command(name: "x", args: .object(forward)) == SOAPEnvelope.command(
-            name: "x", args: .object(backward)))
+        #expect(
+            SOAPEnvelope.command(name: "x", args: .object(forward))
+                == SOAPEnvelope.command(
+                    name: "x", args: .object(backward)))
     }
 
     // MARK: Faults
@@ -664,7 +667,7 @@ struct SOAPCodecTests {
             FaultCase(
                 description: "uplink with a local time",
                 data: pollDocument(uplink("kind=\"event\"").replacingOccurrences(of: "16Z\"", with: "16\"")),
-                code: .sender, subcode: "malformed", status: 400, mentions: "at"),
+                code: .sender, subcode: "malformed", status: 400, mentions: "@at"),
             FaultCase(
                 description: "a PollResponse body", data: SOAPCodec.encodeResponse(fullResponse), code: .sender,
                 subcode: "malformed", status: 400, mentions: "Poll"),
@@ -685,7 +688,8 @@ struct SOAPCodecTests {
 
     @Test("mustUnderstand=false and unmarked headers are accepted; documents just within the limits are read")
     func acceptedEdges() throws {
-        let header = "<env:Header><x:Auth xmlns:x=\"urn:x\" env:mustUnderstand=\"false\">t</x:Auth><x:Other "
+        let header =
+            "<env:Header><x:Auth xmlns:x=\"urn:x\" env:mustUnderstand=\"false\">t</x:Auth><x:Other "
             + "xmlns:x=\"urn:x\">o</x:Other></env:Header>"
         #expect(try SOAPCodec.decodePoll(Self.pollDocument("", header: header)).device == "d1")
         let document = Self.pollDocument(
@@ -749,5 +753,106 @@ struct SOAPCodecTests {
         let fault = Self.fault { () throws(SOAPFault) in try SOAPCodec.decodePoll(Data(document.utf8)) }
         #expect(fault?.subcode == "malformed")
         #expect(fault?.reason.contains("sentAt") == true)
+    }
+
+    // MARK: Known issues
+
+    /// A `bc:PollResponse` with one `bc:Request` (attributes `requestAttributes`) and one `bc:Reply`
+    /// (attributes `replyAttributes`, result attributes `resultAttributes`).
+    static func responseDocument(
+        requestAttributes: String = "", replyAttributes: String = "", resultAttributes: String = " status=\"failed\""
+    ) -> Data {
+        Data(
+            ("<env:Envelope \(declarations)><env:Body><bc:PollResponse><bc:seq>1</bc:seq>"
+                + "<bc:receivedAt>2026-11-27T16:38:16.476Z</bc:receivedAt><bc:sentAt>2026-11-27T16:38:16.476Z</bc:sentAt>"
+                + "<bc:Request id=\"q1\" origin=\"operator:o\" createdAt=\"2026-11-27T16:38:16Z\" "
+                + "expiresAt=\"2026-11-27T16:39:16Z\" attempt=\"1\"\(requestAttributes)><env:Envelope><env:Body>"
+                + "<bc:Command name=\"read\"/></env:Body></env:Envelope></bc:Request>"
+                + "<bc:more>false</bc:more><bc:nextPollAfter>1</bc:nextPollAfter><bc:ackWithin>30</bc:ackWithin>"
+                + "<bc:Reply id=\"rt-1\" ref=\"p1\" from=\"device:gw-1\" name=\"read\" state=\"FAILED\""
+                + "\(replyAttributes)><env:Envelope><env:Body><bc:CommandResult\(resultAttributes)/></env:Body>"
+                + "</env:Envelope></bc:Reply></bc:PollResponse></env:Body></env:Envelope>").utf8)
+    }
+
+    @Test("sanity: the response document used by the known-issue tests decodes")
+    func responseDocumentDecodes() throws {
+        let response = try SOAPCodec.decodeResponse(Self.responseDocument())
+        #expect(response.requests.first?.notBefore == nil)
+        #expect(response.replies?.first?.outcome?.status == .failed)
+    }
+
+    @Test("decodeResponse refuses a bc:Request whose notBefore is not a dateTime")
+    func responseBadNotBefore() {
+        withKnownIssue("SOAPCodec+Response.swift: an unparseable Request/@notBefore is silently dropped") {
+            let fault = Self.fault { () throws(SOAPFault) in
+                try SOAPCodec.decodeResponse(Self.responseDocument(requestAttributes: " notBefore=\"tomorrow\""))
+            }
+            #expect(fault?.subcode == "malformed")
+        }
+    }
+
+    @Test("decodeResponse refuses a bc:Reply whose finishedAt is not a dateTime")
+    func responseBadFinishedAt() {
+        withKnownIssue("SOAPCodec+Response.swift: an unparseable Reply/@finishedAt is silently dropped") {
+            let fault = Self.fault { () throws(SOAPFault) in
+                try SOAPCodec.decodeResponse(Self.responseDocument(replyAttributes: " finishedAt=\"yesterday\""))
+            }
+            #expect(fault?.subcode == "malformed")
+        }
+    }
+
+    @Test("decodeResponse refuses a reply whose CommandResult status is not a result status")
+    func responseBadReplyStatus() {
+        withKnownIssue("SOAPCodec+Response.swift: an unknown CommandResult/@status in a Reply is silently dropped") {
+            let fault = Self.fault { () throws(SOAPFault) in
+                try SOAPCodec.decodeResponse(Self.responseDocument(resultAttributes: " status=\"exploded\""))
+            }
+            #expect(fault?.subcode == "malformed")
+        }
+    }
+
+    @Test(
+        "decodePoll refuses childless args that are not an object",
+        arguments: [
+            "<bc:args type=\"array\"/>", "<bc:args nil=\"true\"/>", "<bc:args type=\"string\"/>",
+        ])
+    func childlessNonObjectArgs(_ args: String) {
+        withKnownIssue("SOAPCodec.swift Fields.args(): any childless bc:args is read as {}") {
+            let fault = Self.fault { () throws(SOAPFault) in
+                try SOAPCodec.decodePoll(Self.pollDocument(Self.send(args)))
+            }
+            #expect(fault?.subcode == "malformed")
+        }
+    }
+
+    @Test("a reply without an outcome round-trips without one")
+    func replyWithoutOutcome() throws {
+        let response = PollResponse(
+            seq: 1, receivedAt: Self.base, sentAt: Self.base, nextPollAfter: 1, ackWithin: 30,
+            replies: [PeerReply(id: "rt-1", ref: "p1", from: "device:gw-1", name: "read", state: .canceled)])
+        let decoded = Self.withoutEnvelopes(try SOAPCodec.decodeResponse(SOAPCodec.encodeResponse(response)))
+        withKnownIssue(
+            "encodeResponse writes an empty CommandResult for a nil outcome; it decodes as a non-nil outcome"
+        ) {
+            #expect(decoded == response)
+        }
+    }
+
+    @Test("SOAPFault.parse tolerates whitespace around the code value and detail numbers")
+    func faultWhitespace() throws {
+        let document = """
+            <e:Envelope xmlns:e="\(Self.env)" xmlns:b="\(Self.bc)"><e:Body><e:Fault><e:Code>
+              <e:Value> e:Sender </e:Value></e:Code><e:Reason><e:Text xml:lang="en">r</e:Text></e:Reason>
+              <e:Detail><b:Error><b:code>sequence_conflict</b:code><b:message>r</b:message>
+              <b:lastSeq> 9 </b:lastSeq><b:retryAfter>
+                2
+              </b:retryAfter></b:Error></e:Detail></e:Fault></e:Body></e:Envelope>
+            """
+        let fault = try #require(SOAPFault.parse(Data(document.utf8), status: 409))
+        withKnownIssue("SOAP.swift SOAPFault.parse: text is not trimmed; the code falls back to Receiver") {
+            #expect(fault.code == .sender)
+            #expect(fault.lastSeq == 9)
+            #expect(fault.retryAfter == 2)
+        }
     }
 }

@@ -53,6 +53,9 @@ extension Hub {
             }
             return try jsonResponse(try await self.uplink(device: device, kind: kind, cursor: cursor, limit: limit))
         }
+        api.get("devices/:id/export") { request, context -> Response in
+            self.export(try await self.exportQuery(request, device: try context.pathID()))
+        }
         api.get("commands") { request, _ -> Response in
             try jsonResponse(try await self.commands(device: request.query("device"), request: request))
         }

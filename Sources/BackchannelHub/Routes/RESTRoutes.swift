@@ -74,6 +74,20 @@ extension Hub {
         -> Response
     {
         let data = try await request.collectBody(limit: configuration.maxBodyBytes)
+        let type = request.headers[.contentType]?.lowercased() ?? ""
+        if type.hasPrefix("application/xml") || type.hasPrefix("text/xml") {
+            // Self-describing XML: <readings><reading id="…" at="…"><name>…values…</name></reading>…
+            let uplink: [UplinkItem]
+            do {
+                uplink = try XMLExport.items(in: try XMLReader.parse(data, limits: configuration.xmlLimits), kind: kind)
+            } catch {
+                throw error.isTooLarge
+                    ? HubError.tooLarge(limit: configuration.maxBodyBytes)
+                    : HubError.malformed(
+                        error.isDoctypeForbidden ? "XML: DOCTYPE is not allowed" : "XML: \(error.description)")
+            }
+            return try await restExchange(request, context) { $0.uplink = uplink }
+        }
         let items: [RESTUplink]
         do {
             if data.first(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }) == UInt8(ascii: "[") {

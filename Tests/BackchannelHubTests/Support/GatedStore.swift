@@ -84,6 +84,11 @@ final class GatedStore: MessageStore {
     }
     func nextDeadline() async throws -> Timestamp? { try await inner.nextDeadline() }
     func insertRule(_ rule: RendezvousRule) async throws { try await inner.insertRule(rule) }
+    func uplink(
+        device: String, kind: UplinkKind?, measuredIn range: Range<Timestamp>, after cursor: UplinkCursor?, limit: Int
+    ) async throws -> [UplinkRecord] {
+        try await inner.uplink(device: device, kind: kind, measuredIn: range, after: cursor, limit: limit)
+    }
     func rules() async throws -> [RendezvousRule] { try await inner.rules() }
     func deleteRule(id: String) async throws -> Bool { try await inner.deleteRule(id: id) }
     func uplink(device: String, kind: UplinkKind?, after cursor: Int64?, limit: Int) async throws -> [UplinkRecord] {
