@@ -783,32 +783,26 @@ struct SOAPCodecTests {
 
     @Test("decodeResponse refuses a bc:Request whose notBefore is not a dateTime")
     func responseBadNotBefore() {
-        withKnownIssue("SOAPCodec+Response.swift: an unparseable Request/@notBefore is silently dropped") {
-            let fault = Self.fault { () throws(SOAPFault) in
-                try SOAPCodec.decodeResponse(Self.responseDocument(requestAttributes: " notBefore=\"tomorrow\""))
-            }
-            #expect(fault?.subcode == "malformed")
+        let fault = Self.fault { () throws(SOAPFault) in
+            try SOAPCodec.decodeResponse(Self.responseDocument(requestAttributes: " notBefore=\"tomorrow\""))
         }
+        #expect(fault?.subcode == "malformed")
     }
 
     @Test("decodeResponse refuses a bc:Reply whose finishedAt is not a dateTime")
     func responseBadFinishedAt() {
-        withKnownIssue("SOAPCodec+Response.swift: an unparseable Reply/@finishedAt is silently dropped") {
-            let fault = Self.fault { () throws(SOAPFault) in
-                try SOAPCodec.decodeResponse(Self.responseDocument(replyAttributes: " finishedAt=\"yesterday\""))
-            }
-            #expect(fault?.subcode == "malformed")
+        let fault = Self.fault { () throws(SOAPFault) in
+            try SOAPCodec.decodeResponse(Self.responseDocument(replyAttributes: " finishedAt=\"yesterday\""))
         }
+        #expect(fault?.subcode == "malformed")
     }
 
     @Test("decodeResponse refuses a reply whose CommandResult status is not a result status")
     func responseBadReplyStatus() {
-        withKnownIssue("SOAPCodec+Response.swift: an unknown CommandResult/@status in a Reply is silently dropped") {
-            let fault = Self.fault { () throws(SOAPFault) in
-                try SOAPCodec.decodeResponse(Self.responseDocument(resultAttributes: " status=\"exploded\""))
-            }
-            #expect(fault?.subcode == "malformed")
+        let fault = Self.fault { () throws(SOAPFault) in
+            try SOAPCodec.decodeResponse(Self.responseDocument(resultAttributes: " status=\"exploded\""))
         }
+        #expect(fault?.subcode == "malformed")
     }
 
     @Test(
@@ -817,12 +811,10 @@ struct SOAPCodecTests {
             "<bc:args type=\"array\"/>", "<bc:args nil=\"true\"/>", "<bc:args type=\"string\"/>",
         ])
     func childlessNonObjectArgs(_ args: String) {
-        withKnownIssue("SOAPCodec.swift Fields.args(): any childless bc:args is read as {}") {
-            let fault = Self.fault { () throws(SOAPFault) in
-                try SOAPCodec.decodePoll(Self.pollDocument(Self.send(args)))
-            }
-            #expect(fault?.subcode == "malformed")
+        let fault = Self.fault { () throws(SOAPFault) in
+            try SOAPCodec.decodePoll(Self.pollDocument(Self.send(args)))
         }
+        #expect(fault?.subcode == "malformed")
     }
 
     @Test("a reply without an outcome round-trips without one")
@@ -831,11 +823,7 @@ struct SOAPCodecTests {
             seq: 1, receivedAt: Self.base, sentAt: Self.base, nextPollAfter: 1, ackWithin: 30,
             replies: [PeerReply(id: "rt-1", ref: "p1", from: "device:gw-1", name: "read", state: .canceled)])
         let decoded = Self.withoutEnvelopes(try SOAPCodec.decodeResponse(SOAPCodec.encodeResponse(response)))
-        withKnownIssue(
-            "encodeResponse writes an empty CommandResult for a nil outcome; it decodes as a non-nil outcome"
-        ) {
-            #expect(decoded == response)
-        }
+        #expect(decoded == response)
     }
 
     @Test("SOAPFault.parse tolerates whitespace around the code value and detail numbers")
@@ -849,10 +837,8 @@ struct SOAPCodecTests {
               </b:retryAfter></b:Error></e:Detail></e:Fault></e:Body></e:Envelope>
             """
         let fault = try #require(SOAPFault.parse(Data(document.utf8), status: 409))
-        withKnownIssue("SOAP.swift SOAPFault.parse: text is not trimmed; the code falls back to Receiver") {
-            #expect(fault.code == .sender)
-            #expect(fault.lastSeq == 9)
-            #expect(fault.retryAfter == 2)
-        }
+        #expect(fault.code == .sender)
+        #expect(fault.lastSeq == 9)
+        #expect(fault.retryAfter == 2)
     }
 }

@@ -104,26 +104,36 @@ public struct SOAPFault: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// Reads a fault envelope; nil when `data` is not one.
     public static func parse(_ data: Data, status: Int) -> SOAPFault? {
-        guard let root = try? XMLReader.parse(data),
+        guard let root = try? XMLReader.parse(data) else { return nil }
+        return SOAPFault(envelope: root, status: status)
+    }
+
+    /// The fault in a parsed envelope; nil when its body holds no `env:Fault`.
+    init?(envelope root: XMLElement, status: Int) {
+        guard root.name == XMLName(namespace: SOAP.envelopeNamespace, local: "Envelope"),
             let fault = root.first("Body", namespace: SOAP.envelopeNamespace)?.first(
                 "Fault", namespace: SOAP.envelopeNamespace)
         else { return nil }
+        func trimmed(_ element: XMLElement?) -> String? {
+            element?.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         let codeElement = fault.first("Code", namespace: SOAP.envelopeNamespace)
-        let value = codeElement?.first("Value", namespace: SOAP.envelopeNamespace)?.text ?? ""
+        let value = trimmed(codeElement?.first("Value", namespace: SOAP.envelopeNamespace)) ?? ""
         let code = Code.allCases.first { value.hasSuffix(":" + $0.rawValue) || value == $0.rawValue } ?? .receiver
         let error = fault.first("Detail", namespace: SOAP.envelopeNamespace)?.first("Error", namespace: SOAP.namespace)
         let subcode =
-            error?.first("code", namespace: SOAP.namespace)?.text
-            ?? codeElement?.first("Subcode", namespace: SOAP.envelopeNamespace)?.first(
-                "Value", namespace: SOAP.envelopeNamespace)?.text.split(separator: ":").last.map(String.init)
+            trimmed(error?.first("code", namespace: SOAP.namespace))
+            ?? trimmed(
+                codeElement?.first("Subcode", namespace: SOAP.envelopeNamespace)?.first(
+                    "Value", namespace: SOAP.envelopeNamespace))?.split(separator: ":").last.map(String.init)
             ?? "soap_fault"
         let reason =
             fault.first("Reason", namespace: SOAP.envelopeNamespace)?.first("Text", namespace: SOAP.envelopeNamespace)?
             .text ?? ""
-        return SOAPFault(
+        self.init(
             code, subcode: subcode, reason: reason, status: status,
-            lastSeq: error?.first("lastSeq", namespace: SOAP.namespace).flatMap { Int64($0.text) },
-            retryAfter: error?.first("retryAfter", namespace: SOAP.namespace).flatMap { Double($0.text) }
+            lastSeq: trimmed(error?.first("lastSeq", namespace: SOAP.namespace)).flatMap { Int64($0) },
+            retryAfter: trimmed(error?.first("retryAfter", namespace: SOAP.namespace)).flatMap { Double($0) }
         )
     }
 
@@ -142,6 +152,8 @@ public struct SOAPFault: Error, Sendable, Hashable, CustomStringConvertible {
 enum SOAPText {
     /// A number in its shortest form: `30`, `0.25`.
     static func number(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value < 0 ? "-INF" : "INF" }
         if value.rounded() == value, abs(value) < 1e15 { return String(Int64(value)) }
         return String(value)
     }

@@ -52,8 +52,7 @@ extension SOAPCodec {
     public static func decodeResponse(_ data: Data, limits: XMLLimits = XMLLimits()) throws(SOAPFault)
         -> PollResponse
     {
-        if let fault = SOAPFault.parse(data, status: 200) { throw fault }
-        let (element, bytes, scope) = try open(data, expecting: "PollResponse", limits: limits)
+        let (element, bytes, scope) = try open(data, expecting: "PollResponse", limits: limits, faultStatus: 200)
         let r = Fields(element, path: "PollResponse")
         var response = PollResponse(
             seq: try r.int64("seq"), receivedAt: try r.time("receivedAt"), sentAt: try r.time("sentAt"),
@@ -84,7 +83,7 @@ extension SOAPCodec {
                     id: try w.required(attribute: "id"), origin: try w.required(attribute: "origin"),
                     name: try command.required(attribute: "name"), args: try command.args(),
                     createdAt: try time("createdAt"), expiresAt: try time("expiresAt"),
-                    notBefore: try w.attribute("notBefore").flatMap(Timestamp.init(rfc3339:)), attempt: attempt,
+                    notBefore: try w.time(attribute: "notBefore"), attempt: attempt,
                     envelope: raw
                 )
             )
@@ -111,16 +110,26 @@ extension SOAPCodec {
             guard let state = MessageState(rawValue: try w.required(attribute: "state")) else {
                 throw .malformed("\(path)/@state: not a state")
             }
+            var status: ResultStatus?
+            if let text = try result.attribute("status") {
+                guard let parsed = ResultStatus(rawValue: text) else {
+                    throw .malformed("\(result.path)/@status: must be succeeded, failed or rejected")
+                }
+                status = parsed
+            }
+            // An empty CommandResult is how the hub writes a reply that has no outcome.
+            let empty = status == nil && result.element.children.isEmpty
             replies.append(
                 PeerReply(
                     id: try w.required(attribute: "id"), ref: try w.required(attribute: "ref"),
                     from: try w.required(attribute: "from"), name: try w.required(attribute: "name"), state: state,
-                    outcome: CommandOutcome(
-                        status: try result.attribute("status").flatMap(ResultStatus.init(rawValue:)),
-                        code: result.optionalText("code"),
-                        retryable: try result.optional("retryable", SOAPText.bool(_:)),
-                        detail: result.optionalText("detail"), data: try result.value("data"), envelope: raw),
-                    finishedAt: wrapper.attribute("finishedAt").flatMap(Timestamp.init(rfc3339:))
+                    outcome: empty
+                        ? nil
+                        : CommandOutcome(
+                            status: status, code: result.optionalText("code"),
+                            retryable: try result.optional("retryable", SOAPText.bool(_:)),
+                            detail: result.optionalText("detail"), data: try result.value("data"), envelope: raw),
+                    finishedAt: try w.time(attribute: "finishedAt")
                 )
             )
         }

@@ -10,9 +10,11 @@ public enum SOAPCodec {
 
     /// The outer envelope, checked: SOAP 1.2, no unknown `mustUnderstand` headers, one body
     /// element named `expected`. Returns it with the source bytes and the namespaces in scope.
-    static func open(_ data: Data, expecting expected: String, limits: XMLLimits) throws(SOAPFault) -> (
-        XMLElement, [UInt8], [String: String]
-    ) {
+    ///
+    /// With `faultStatus`, a body holding an `env:Fault` is thrown as that fault (the agent's side).
+    static func open(
+        _ data: Data, expecting expected: String, limits: XMLLimits, faultStatus: Int? = nil
+    ) throws(SOAPFault) -> (XMLElement, [UInt8], [String: String]) {
         let root: XMLElement
         // Ranges index the parsed Data; parse a zero-based copy so they index `bytes` too.
         let bytes = Array(data)
@@ -39,6 +41,7 @@ public enum SOAPCodec {
         guard let body = root.first("Body", namespace: SOAP.envelopeNamespace) else {
             throw .malformed("Envelope: has no env:Body")
         }
+        if let faultStatus, let fault = SOAPFault(envelope: root, status: faultStatus) { throw fault }
         let content = body.elements
         guard content.count == 1, content[0].name == XMLName(namespace: SOAP.namespace, local: expected) else {
             throw .malformed("Body: must hold exactly one bc:\(expected)")
@@ -238,6 +241,15 @@ struct Fields {
 
     func attribute(_ name: String) throws(SOAPFault) -> String? { element.attribute(name) }
 
+    /// An optional time attribute: absent is nil, present and invalid is a fault.
+    func time(attribute name: String) throws(SOAPFault) -> Timestamp? {
+        guard let text = element.attribute(name) else { return nil }
+        guard let time = Timestamp(rfc3339: text) else {
+            throw .malformed("\(path)/@\(name): not an xsd:dateTime with a time zone")
+        }
+        return time
+    }
+
     func required(attribute name: String) throws(SOAPFault) -> String {
         guard let value = element.attribute(name) else { throw .malformed("\(path): has no @\(name)") }
         return value
@@ -253,10 +265,13 @@ struct Fields {
         }
     }
 
-    /// The `bc:args` of a command: an object; absent or empty is `{}`.
+    /// The `bc:args` of a command: an object; absent, or empty without attributes, is `{}`.
     func args() throws(SOAPFault) -> JSONValue {
-        guard let child = child("args"), !child.children.isEmpty else { return .object([:]) }
-        guard case .object = try value("args") else { throw .malformed("\(path)/args: must be an object") }
-        return try value("args") ?? .object([:])
+        guard let child = child("args") else { return .object([:]) }
+        if child.children.isEmpty && child.attributes.isEmpty { return .object([:]) }
+        guard case .object(let members)? = try value("args") else {
+            throw .malformed("\(path)/args: must be an object")
+        }
+        return .object(members)
     }
 }

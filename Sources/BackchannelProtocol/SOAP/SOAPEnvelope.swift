@@ -69,7 +69,15 @@ public enum SOAPEnvelope {
         var stack = [element]
         while let next = stack.popLast() {
             used.insert(next.prefix ?? "")
-            for attribute in next.attributes { if let prefix = attribute.prefix { used.insert(prefix) } }
+            for attribute in next.attributes {
+                if let prefix = attribute.prefix { used.insert(prefix) }
+                // QName-valued attributes (xsi:type="xsd:string") need their prefix too.
+                if let colon = attribute.value.firstIndex(of: ":"), colon != attribute.value.startIndex,
+                    XMLWriter.isValidName(String(attribute.value[..<colon]))
+                {
+                    used.insert(String(attribute.value[..<colon]))
+                }
+            }
             stack += next.elements
         }
         used.remove("xml")
