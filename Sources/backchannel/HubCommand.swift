@@ -37,6 +37,18 @@ struct HubOptions: ParsableArguments {
     @Option(help: "Deliveries before a command fails as undeliverable.")
     var maxAttempts = 5
 
+    @Option(
+        help:
+            "Rendezvous: seconds since a device was last heard from within which it counts as reachable, for peer requests that ask to fail fast."
+    )
+    var reachabilityWindow: Double = 75
+
+    @Option(
+        help:
+            "The hub's URL as devices reach it (https://hub.example:8443), written into the WSDL's service address (default: the Host the client used)."
+    )
+    var publicURL: String?
+
     @Option(help: "Commit durability: full (fsync every commit; survives power loss) or normal (survives crashes).")
     var durability: SQLiteMessageStore.Configuration.Durability = .full
 
@@ -60,6 +72,13 @@ struct HubOptions: ParsableArguments {
         guard maxWait >= 0, maxWait <= 600 else { throw ValidationError("--max-wait must be 0-600 seconds") }
         guard lease >= 1, lease <= 86400 else { throw ValidationError("--lease must be 1-86400 seconds") }
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-100") }
+        guard reachabilityWindow >= 1, reachabilityWindow <= 86400 else {
+            throw ValidationError("--reachability-window must be 1-86400 seconds")
+        }
+        if let publicURL {
+            guard let url = URL(string: publicURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil
+            else { throw ValidationError("--public-url must be an http:// or https:// URL") }
+        }
     }
 
     func configuration() -> HubConfiguration {
@@ -70,6 +89,8 @@ struct HubOptions: ParsableArguments {
         configuration.maxWait = maxWait
         configuration.leaseSeconds = lease
         configuration.maxAttempts = maxAttempts
+        configuration.reachabilityWindow = reachabilityWindow
+        configuration.publicURL = publicURL
         return configuration
     }
 }
