@@ -25,9 +25,13 @@ struct ExportCommand: AsyncParsableCommand {
     @Argument(help: "Device id.") var device: String
     @Option(help: "csv or xml.") var format: ExportFormat = .csv
     @Option(help: "reading, event or all.") var kind: String = "reading"
-    @Option(help: "Start of the range (inclusive): RFC 3339, or relative such as -24h (default -24h).")
+    // `.unconditional`: a relative time such as -7d starts with a dash and is still a value.
+    @Option(
+        parsing: .unconditional,
+        help: "Start of the range (inclusive): RFC 3339, or relative such as -24h (default -24h).")
     var from: String?
-    @Option(help: "End of the range (exclusive): RFC 3339, or relative (default now).") var to: String?
+    @Option(parsing: .unconditional, help: "End of the range (exclusive): RFC 3339, or relative (default now).")
+    var to: String?
     @Option(help: "Write to this file instead of standard output.") var output: String?
 
     func validate() throws {

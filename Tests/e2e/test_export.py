@@ -78,6 +78,13 @@ def test_export_csv_and_xml(hub, backchannel_bin, artifacts):
     assert [r.get("id") for r in root] == ["b1", "b2", "m3", "late"]
     assert root[1].find("billing_information/kWh_month").text == "45.54"
 
+    # Relative times: a value starting with a dash is taken as the value of --from.
+    rel = subprocess.run(
+        [str(backchannel_bin), "export", "meter-x", "--from", "-7d", "--hub", hub, "--token", TOKEN],
+        env=clean_env({"HOME": str(artifacts)}), capture_output=True, text=True, timeout=60)
+    assert rel.returncode == 0, rel.stderr
+    assert rel.stdout.startswith("device,id,kind,name,at,receivedAt"), rel.stdout
+
     # A bad range is refused with a clear message and no file.
     bad = subprocess.run(
         [str(backchannel_bin), "export", "meter-x", "--from", "2027-01-16T00:00:00Z", "--to", "2027-01-15T00:00:00Z",
