@@ -11,8 +11,16 @@ extension Hub {
     ///
     /// Every failure is a SOAP 1.2 Fault with the JSON binding's status and error code.
     func soapPoll(_ request: Request) async -> Response {
+        let body: Data
         do {
-            let body = try await request.collectBody(limit: configuration.maxBodyBytes)
+            body = try await request.collectBody(limit: configuration.maxBodyBytes)
+        } catch {
+            // Counted here: the poll handler never saw this request.
+            metrics.rejectedPolls.add(1, ordering: .relaxed)
+            let failure = (error as? HubError) ?? HubError.malformed("the request body could not be read")
+            return fail(SOAPFault(failure.body, status: failure.status.code))
+        }
+        do {
             let poll = try SOAPCodec.decodePoll(body, limits: configuration.xmlLimits)
             let json = try await self.poll(
                 poll, requestHash: Credentials.hash(bytes: body), authorization: request.headers[.authorization])
