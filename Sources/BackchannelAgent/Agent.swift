@@ -440,9 +440,12 @@ public actor Agent {
             uplinkLimit = max(1, uplinkLimit / 4)
             shrinkUplink = false
         }
+        let replyAcks = Array(pendingReplyAcks.prefix(min(100, max(0, 1000 - results.count - acks.count))))
+        uplinkLimit = max(0, min(uplinkLimit, 1000 - results.count - acks.count - replyAcks.count))
         let uplink = outbox.peek(max: uplinkLimit)
-        let peers = mailbox.pending(max: max(0, min(100, 1000 - results.count - acks.count - uplink.count)))
-        let replyAcks = Array(pendingReplyAcks.prefix(100))
+        // Everything in one poll stays within the hub's 1000-message limit.
+        let room = 1000 - results.count - acks.count - replyAcks.count - uplink.count
+        let peers = mailbox.pending(max: max(0, min(100, room)))
         let accept = max(0, configuration.concurrency - running.count)
         // Results and acks may ride a long-poll (one round trip returns them and fetches the
         // next command); readings and peer requests are sent on a short poll so they are
@@ -485,6 +488,11 @@ public actor Agent {
         deliverReplies()
         // Presence counts as declared only once a hub answered the poll that carried it.
         if let declared = sent.presence, declared == presence { presenceDirty = false }
+        if response.refreshPresence == true {
+            // The hub asks for the presence again: declare it (available, if never declared).
+            if presence == nil { presence = PresenceReport(state: .available) }
+            presenceDirty = true
+        }
         stats.delivered += response.stored.count
         for id in response.cancel { cancelIfNotStarted(id) }
         for request in response.requests { try receive(request) }

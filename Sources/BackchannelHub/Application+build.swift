@@ -25,7 +25,8 @@ public func buildApplication(
         onServerRunning: onServerRunning,
         logger: hub.logger
     )
-    app.addServices(DeadlineSweeper(hub: hub), LastSeenFlusher(hub: hub), ShutdownSignaller(hub: hub))
+    app.addServices(
+        DeadlineSweeper(hub: hub), LastSeenFlusher(hub: hub), PresenceMonitor(hub: hub), ShutdownSignaller(hub: hub))
     return app
 }
 

@@ -73,6 +73,9 @@ extension Hub {
         if let key = request.idempotencyKey, !Identifier.isValid(key) {
             throw HubError.malformed("idempotencyKey: must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         }
+        if let key = request.idempotencyKey, key.hasPrefix("rv:") {
+            throw HubError.malformed("idempotencyKey: keys starting with rv: are reserved for rendezvous")
+        }
         return CommandRecord(
             id: MessageID.make(at: now), device: device, origin: origin, name: request.name, args: args,
             createdAt: now, expiresAt: expiresAt, notBefore: request.notBefore, idempotencyKey: request.idempotencyKey,

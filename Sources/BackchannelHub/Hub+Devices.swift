@@ -13,6 +13,10 @@ extension Hub {
         guard labels.count <= 64, labels.allSatisfy({ $0.key.utf8.count <= 64 && $0.value.utf8.count <= 256 }) else {
             throw HubError.malformed("labels: at most 64 labels, keys up to 64 bytes, values up to 256 bytes")
         }
+        // Keys in the identifier alphabet, so a selector label:<key>=<value> is never ambiguous.
+        if let bad = labels.keys.sorted().first(where: { !Identifier.isValid($0, maxBytes: 64) }) {
+            throw HubError.malformed("labels: key '\(bad.prefix(64))' must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+        }
         let token = Credentials.makeToken()
         let record = DeviceRecord(
             id: request.id, name: request.name, labels: labels, tokenHash: Credentials.hash(token),
@@ -71,9 +75,15 @@ extension Hub {
     func view(_ record: DeviceRecord, pending: Int?) -> DeviceView {
         let session = directory.snapshot(record.id)
         let seen = [record.lastSeenAt, session?.lastSeenAt].compactMap { $0 }.max()
-        return DeviceView(
+        let state = presence.view(record.id)
+        var view = DeviceView(
             id: record.id, name: record.name, labels: record.labels, createdAt: record.createdAt, lastSeenAt: seen,
-            presence: session?.presence, pendingCommands: pending
+            presence: state?.declared ?? session?.presence, pendingCommands: pending
         )
+        view.presenceState = state?.inferred ?? .unknown
+        view.available = state?.available ?? false
+        view.clockOffset = session?.clock?.offset
+        view.clockDelay = session?.clock?.delay
+        return view
     }
 }

@@ -33,7 +33,10 @@ extension Hub {
         } catch {
             throw storeFailure(error)
         }
-        cachedRules.withLock { $0 = nil }
+        cachedRules.withLock { cache in
+            cache.rules = nil
+            cache.generation &+= 1
+        }
         return rule
     }
 
@@ -45,14 +48,19 @@ extension Hub {
         } catch {
             throw storeFailure(error)
         }
-        cachedRules.withLock { $0 = nil }
+        cachedRules.withLock { cache in
+            cache.rules = nil
+            cache.generation &+= 1
+        }
         guard deleted else { throw HubError.notFound("no rendezvous rule '\(id)'") }
     }
 
     private func loadRules() async throws -> [RendezvousRule] {
-        if let cached = cachedRules.withLock({ $0 }) { return cached }
+        let (cached, generation) = cachedRules.withLock { ($0.rules, $0.generation) }
+        if let cached { return cached }
         let rules = try await store.rules()
-        cachedRules.withLock { $0 = rules }
+        // A rule changed while this load ran: use what was read, but do not cache it.
+        cachedRules.withLock { cache in if cache.generation == generation { cache.rules = rules } }
         return rules
     }
 

@@ -4,6 +4,13 @@ import Foundation
 public import Logging
 import Synchronization
 
+/// The rendezvous rules as last loaded. `generation` changes with every rule change, so a load
+/// that raced a change is not cached.
+struct RulesCache: Sendable {
+    var rules: [RendezvousRule]?
+    var generation: UInt64 = 0
+}
+
 /// The hub's core: the poll protocol, the command API and the deadline services, independent
 /// of HTTP. ``buildApplication(hub:)`` serves it.
 public final class Hub: Sendable {
@@ -18,9 +25,11 @@ public final class Hub: Sendable {
     /// Live event stream.
     public let events = EventBus()
     let directory: DeviceDirectory
+    /// Presence: declared and inferred states, deadlines, history.
+    public let presence: PresenceService
     let lanes = PollLanes()
     /// Rendezvous rules, loaded from the store on first use and dropped on every change.
-    let cachedRules = Mutex<[RendezvousRule]?>(nil)
+    let cachedRules = Mutex(RulesCache())
     /// The hub's logger.
     public let logger: Logger
 
@@ -36,12 +45,23 @@ public final class Hub: Sendable {
         self.clock = clock
         self.logger = logger
         self.directory = DeviceDirectory(store: store)
+        self.presence = PresenceService(grace: configuration.presenceGrace)
     }
 
     /// Wakes every held poll and ends every event stream (graceful shutdown).
     public func shutdown() {
         lanes.wakeAll(.shutdown)
         events.close()
+    }
+
+    /// Publishes presence transitions as `device.presence` events.
+    func publish(_ transitions: [PresenceTransition]) {
+        for transition in transitions {
+            let data = (try? WireJSON.encode(transition)).flatMap { try? WireJSON.decode(JSONValue.self, from: $0) }
+            events.publish(
+                .devicePresence, at: transition.at, device: transition.device, detail: transition.to.rawValue,
+                data: data)
+        }
     }
 
     /// Publishes one event per transition.

@@ -30,6 +30,9 @@ public struct HubConfiguration: Sendable {
     /// to hold and start on time.
     public var dispatchLead: Double = 0
 
+    /// Seconds after a response's `contactBy` before a silent device becomes `presence-error`.
+    public var presenceGrace: Double = 15
+
     /// Rendezvous: a device heard from within this many seconds counts as reachable, for
     /// peer requests that ask to fail fast when the target is unavailable.
     public var reachabilityWindow: Double = 75

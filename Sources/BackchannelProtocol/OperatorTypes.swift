@@ -45,6 +45,15 @@ public struct DeviceView: Sendable, Hashable, Codable {
     public var lastSeenAt: Timestamp?
     /// What the device last declared about its presence.
     public var presence: PresenceReport?
+    /// What the hub infers: `unknown`, `online`, `unavailable` or `presence-error`.
+    public var presenceState: InferredPresence?
+    /// Whether the device can take work now (online, and not declared restricted or unavailable).
+    public var available: Bool?
+    /// Clock offset of the device against the hub, in seconds (device minus hub), from the
+    /// NTP-style exchange of its last polls.
+    public var clockOffset: Double?
+    /// Round-trip network delay of its last measured poll, in seconds.
+    public var clockDelay: Double?
     /// Commands that are not yet terminal.
     public var pendingCommands: Int?
 

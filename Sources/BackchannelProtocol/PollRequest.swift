@@ -76,6 +76,16 @@ public struct PollRequest: Sendable, Hashable, Codable {
         self.wait = try c.decodeIfPresent(Double.self, forKey: .wait) ?? 0
     }
 
+    /// The request without inner SOAP envelopes. Only the SOAP binding may set them (from a
+    /// checked parse of the sender's own envelope); the hub drops any that arrive in JSON, so a
+    /// JSON or REST device can never place raw XML in a SOAP device's response.
+    public var withoutEnvelopes: PollRequest {
+        var copy = self
+        for i in copy.results.indices { copy.results[i].envelope = nil }
+        for i in copy.requests.indices { copy.requests[i].envelope = nil }
+        return copy
+    }
+
     /// Whether the request carries nothing to store: no acks, results, uplink, peer requests
     /// or reply acks.
     ///

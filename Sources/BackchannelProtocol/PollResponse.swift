@@ -26,6 +26,11 @@ public struct PollResponse: Sendable, Hashable, Codable {
     /// Outcomes of requests this device sent to peers; absent when there are none. Each is
     /// delivered again until the device lists its id in `replyAcks`.
     public var replies: [PeerReply]?
+    /// The presence contract: the hub must hear from the device by this time (hub clock).
+    /// Missing it by more than the hub's grace marks the device `presence-error`.
+    public var contactBy: Timestamp?
+    /// Present and true when the hub asks the device to declare its presence in its next poll.
+    public var refreshPresence: Bool?
 
     /// Creates a physical response.
     public init(

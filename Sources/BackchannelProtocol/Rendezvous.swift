@@ -224,8 +224,9 @@ extension PeerRequest {
             throw ValidationFailure(field: "\(field).args", reason: "must be a JSON object")
         }
         try PollRequest.check(args, field: "\(field).args", limits)
-        if let envelope, envelope.utf8.count > limits.maxStringBytes {
-            throw ValidationFailure(field: "\(field).envelope", reason: "longer than \(limits.maxStringBytes) bytes")
+        if let envelope, envelope.utf8.count > limits.maxEnvelopeBytes {
+            throw ValidationFailure(
+                field: "\(field).envelope", reason: "longer than \(limits.maxEnvelopeBytes) bytes")
         }
         if let ttl, !(ttl > 0 && ttl.isFinite) {
             throw ValidationFailure(field: "\(field).ttl", reason: "must be a positive number of seconds")

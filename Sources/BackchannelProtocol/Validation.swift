@@ -10,6 +10,8 @@ public struct PollLimits: Sendable, Hashable {
     public var maxIdentifierBytes: Int = 128
     /// Largest `accept` a device may ask for; larger values are capped, not rejected.
     public var maxAccept: Int = 100
+    /// Longest inner SOAP envelope (a result or peer request sent through the SOAP binding).
+    public var maxEnvelopeBytes: Int = 1 << 20
 
     /// Limits with the default values.
     public init() {}
@@ -121,8 +123,9 @@ extension LogicalResult {
             throw ValidationFailure(field: "\(field).detail", reason: "longer than \(limits.maxStringBytes) bytes")
         }
         if let data { try PollRequest.check(data, field: "\(field).data", limits) }
-        if let envelope, envelope.utf8.count > limits.maxStringBytes {
-            throw ValidationFailure(field: "\(field).envelope", reason: "longer than \(limits.maxStringBytes) bytes")
+        if let envelope, envelope.utf8.count > limits.maxEnvelopeBytes {
+            throw ValidationFailure(
+                field: "\(field).envelope", reason: "longer than \(limits.maxEnvelopeBytes) bytes")
         }
     }
 }

@@ -113,6 +113,34 @@ extension SQLiteMessageStore {
             // Exports of a device's readings or events over a time range, in time order.
             try db.execute(sql: "CREATE INDEX uplink_device_kind_at ON uplink(device_id, kind, at, seq)")
         }
+        migrator.registerMigration("v6-presence") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE devices ADD COLUMN presence TEXT;
+                    CREATE TABLE presence_events (
+                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                      device_id TEXT NOT NULL REFERENCES devices(id),
+                      at INTEGER NOT NULL,
+                      from_state TEXT NOT NULL,
+                      to_state TEXT NOT NULL,
+                      declared TEXT,
+                      note TEXT,
+                      reason TEXT NOT NULL
+                    );
+                    CREATE INDEX presence_events_device ON presence_events(device_id, seq);
+                    """
+            )
+        }
+        migrator.registerMigration("v7-rendezvous-ref-and-export-indexes") { db in
+            // One request per (sender, ref), whatever the target; exports of every kind in time order.
+            try db.execute(
+                sql: """
+                    DROP INDEX commands_reply_ref;
+                    CREATE UNIQUE INDEX commands_reply_ref ON commands(reply_to, reply_ref) WHERE reply_to IS NOT NULL;
+                    CREATE INDEX uplink_device_at ON uplink(device_id, at, seq);
+                    """
+            )
+        }
         return migrator
     }
 

@@ -242,8 +242,8 @@ public final class SQLiteMessageStore: MessageStore {
             let replies = try Bool.fetchOne(
                 db,
                 sql: """
-                    SELECT 1 FROM commands WHERE reply_to = ?1 AND (reply_state = 'pending'
-                    OR (reply_state = 'sent' AND reply_lease <= ?2)) LIMIT 1
+                    SELECT 1 FROM commands WHERE reply_to = ?1 AND reply_state IN ('pending', 'sent')
+                    AND (reply_state = 'pending' OR reply_lease <= ?2) LIMIT 1
                     """,
                 arguments: [device, now.milliseconds]
             )
@@ -333,16 +333,15 @@ public final class SQLiteMessageStore: MessageStore {
     private static func rendezvous(_ input: ExchangeInput, _ db: Database) throws -> RendezvousChanges {
         var changes = RendezvousChanges()
         for record in input.routed {
-            if let key = record.idempotencyKey,
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT * FROM commands WHERE device_id = ? AND idempotency_key = ?",
-                    arguments: [record.device, key]
-                )
-            {
+            // A ref is the sender's: the same ref sent again, to any target, is the same request.
+            if let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM commands WHERE reply_to = ? AND reply_ref = ?",
+                arguments: [record.replyTo, record.replyRef]
+            ) {
                 let existing = try command(from: row)
-                changes.routed.append(
-                    existing.name == record.name && existing.args == record.args
-                        ? .existing(existing) : .refReused(ref: record.replyRef ?? ""))
+                let same =
+                    existing.device == record.device && existing.name == record.name && existing.args == record.args
+                changes.routed.append(same ? .existing(existing) : .refReused(ref: record.replyRef ?? ""))
                 continue
             }
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE id = ?", arguments: [record.device]) == true
@@ -365,8 +364,8 @@ public final class SQLiteMessageStore: MessageStore {
         let due = try Row.fetchAll(
             db,
             sql: """
-                SELECT * FROM commands WHERE reply_to = ?1 AND (reply_state = 'pending'
-                OR (reply_state = 'sent' AND reply_lease <= ?2)) ORDER BY finished_at, rowid LIMIT ?3
+                SELECT * FROM commands WHERE reply_to = ?1 AND reply_state IN ('pending', 'sent')
+                AND (reply_state = 'pending' OR reply_lease <= ?2) ORDER BY finished_at, rowid LIMIT ?3
                 """,
             arguments: [input.device, input.now.milliseconds, input.replyLimit + 1]
         ).map(command(from:))
@@ -441,6 +440,62 @@ public final class SQLiteMessageStore: MessageStore {
                     range.lowerBound.milliseconds, limit,
                 ]
             ).map(Self.uplinkRecord(from:))
+        }
+    }
+
+    // MARK: Presence
+
+    public func recordPresence(_ states: [PresenceView], transitions: [PresenceTransition]) async throws {
+        guard !states.isEmpty || !transitions.isEmpty else { return }
+        let encoded = try states.map { ($0.device, try Self.encodeJSON($0)) }
+        try await write { db in
+            var changed = 0
+            for (device, json) in encoded {
+                try db.execute(sql: "UPDATE devices SET presence = ? WHERE id = ?", arguments: [json, device])
+                changed += db.changesCount
+            }
+            for t in transitions {
+                // A transition of a device deleted meanwhile has nowhere to go.
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE id = ?", arguments: [t.device]) == true
+                else { continue }
+                try db.execute(
+                    sql: """
+                        INSERT INTO presence_events (device_id, at, from_state, to_state, declared, note, reason)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        t.device, t.at.milliseconds, t.from.rawValue, t.to.rawValue, t.declared?.rawValue, t.note,
+                        t.reason,
+                    ]
+                )
+                changed += 1
+            }
+            return ((), changed > 0)
+        }
+    }
+
+    public func presenceStates() async throws -> [PresenceView] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT presence FROM devices WHERE presence IS NOT NULL ORDER BY id").map {
+                try Self.decodeJSON(PresenceView.self, $0)
+            }
+        }
+    }
+
+    public func presenceHistory(device: String, limit: Int) async throws -> [PresenceTransition] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM presence_events WHERE device_id = ? ORDER BY seq DESC LIMIT ?",
+                arguments: [device, limit]
+            ).map { row in
+                guard let from = InferredPresence(rawValue: row["from_state"]),
+                    let to = InferredPresence(rawValue: row["to_state"])
+                else { throw StoreError.corrupt("unknown presence state") }
+                return PresenceTransition(
+                    device: row["device_id"], at: Timestamp(milliseconds: row["at"]), from: from, to: to,
+                    declared: (row["declared"] as String?).flatMap(DeclaredPresence.init(rawValue:)), note: row["note"],
+                    reason: row["reason"])
+            }
         }
     }
 

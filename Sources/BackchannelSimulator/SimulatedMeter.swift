@@ -140,8 +140,12 @@ public final class SimulatedMeter: Sendable {
         }
         var collected: [String: JSONValue] = [:]
         var complete = 0
+        // One deadline for all peers: the replies arrive in any order, each wait takes what is left.
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         for (peer, ref) in refs {
-            guard let reply = await agent.reply(to: ref, within: timeout) else {
+            let left = ContinuousClock.now.duration(to: deadline)
+            let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+            guard let reply = await agent.reply(to: ref, within: max(0, seconds)) else {
                 collected[peer] = ["state": "PENDING", "detail": .string("no reply within \(Int(timeout)) s")]
                 continue
             }

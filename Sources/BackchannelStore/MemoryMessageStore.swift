@@ -12,6 +12,8 @@ public actor MemoryMessageStore: MessageStore {
     /// Insertion order of commands: lists and dispatch follow it, as a database's row order.
     private var insertion: [String: Int] = [:]
     private var rulesInOrder: [RendezvousRule] = []
+    private var presence: [String: PresenceView] = [:]
+    private var presenceLog: [PresenceTransition] = []
     private let writes = Atomic<UInt64>(0)
 
     /// Creates an empty store.
@@ -133,14 +135,14 @@ public actor MemoryMessageStore: MessageStore {
         var routed: [RoutedSubmission] = []
         var created: [CommandRecord] = []
         for record in input.routed {
-            let key = record.device + "\u{0}" + (record.idempotencyKey ?? record.id)
+            // A ref is the sender's: the same ref sent again, to any target, is the same request.
             let earlier =
-                idempotency[key].flatMap { commandsByID[$0] }
-                ?? created.first { $0.device == record.device && $0.idempotencyKey == record.idempotencyKey }
+                commandsByID.values.first { $0.replyTo == record.replyTo && $0.replyRef == record.replyRef }
+                ?? created.first { $0.replyTo == record.replyTo && $0.replyRef == record.replyRef }
             if let existing = earlier {
-                routed.append(
-                    existing.name == record.name && existing.args == record.args
-                        ? .existing(existing) : .refReused(ref: record.replyRef ?? ""))
+                let same =
+                    existing.device == record.device && existing.name == record.name && existing.args == record.args
+                routed.append(same ? .existing(existing) : .refReused(ref: record.replyRef ?? ""))
                 continue
             }
             guard devicesByID[record.device] != nil else { throw StoreError.unknownDevice(record.device) }
@@ -241,6 +243,21 @@ public actor MemoryMessageStore: MessageStore {
             record.device == device && (kind == nil || record.item.kind == kind) && range.contains(record.item.at)
                 && (cursor.map { (record.item.at, record.seq) > ($0.at, $0.seq) } ?? true)
         }.sorted { ($0.item.at, $0.seq) < ($1.item.at, $1.seq) }.prefix(limit).map { $0 }
+    }
+
+    public func recordPresence(_ states: [PresenceView], transitions: [PresenceTransition]) {
+        guard !states.isEmpty || !transitions.isEmpty else { return }
+        for state in states where devicesByID[state.device] != nil { presence[state.device] = state }
+        presenceLog += transitions.filter { devicesByID[$0.device] != nil }
+        committed()
+    }
+
+    public func presenceStates() -> [PresenceView] {
+        presence.values.sorted { $0.device < $1.device }
+    }
+
+    public func presenceHistory(device: String, limit: Int) -> [PresenceTransition] {
+        Array(presenceLog.reversed().filter { $0.device == device }.prefix(limit))
     }
 
     public func insertRule(_ rule: RendezvousRule) throws {

@@ -60,6 +60,16 @@ public protocol MessageStore: Sendable {
     /// The earliest deadline among non-terminal commands, if any.
     func nextDeadline() async throws -> Timestamp?
 
+    // MARK: Presence
+
+    /// Saves presence states and appends transitions to the history, in one transaction (a
+    /// batch flushed from memory).
+    func recordPresence(_ states: [PresenceView], transitions: [PresenceTransition]) async throws
+    /// Every saved presence state, for restoring after a restart.
+    func presenceStates() async throws -> [PresenceView]
+    /// A device's presence history, newest first.
+    func presenceHistory(device: String, limit: Int) async throws -> [PresenceTransition]
+
     // MARK: Rendezvous
 
     /// Stores a new rendezvous rule.

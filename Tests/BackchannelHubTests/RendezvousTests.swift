@@ -104,6 +104,16 @@ import Testing
         let reused = try await p.pollA(requests: [changed])
         #expect(reused.routed?.first?.state == .rejected)
         #expect(reused.routed?.first?.code == OutcomeCode.refReused)
+        // A ref is the sender's, whatever the target.
+        _ = try await p.h.hub.provision(ProvisionDeviceRequest(id: "c"))
+        _ = try await p.h.hub.addRendezvousRule(
+            CreateRendezvousRule(from: "device:a", to: "device:c", commands: ["read"]))
+        let elsewhere = try await p.pollA(requests: [Self.read("r1", to: "device:c")])
+        #expect(elsewhere.routed?.first?.code == OutcomeCode.refReused)
+        // Operators cannot take the rendezvous key space.
+        await #expect(throws: HubError.self) {
+            _ = try await p.h.submit("read", to: "b") { $0.idempotencyKey = "rv:a:r1" }
+        }
     }
 
     @Test func withoutARuleTheRequestIsRejected() async throws {

@@ -132,6 +132,32 @@ import Testing
         }
     }
 
+    @Test func aJSONDeviceCannotPlaceXMLInASOAPDevicesResponse() async throws {
+        let h = try HubHarness()
+        let a = try await h.provision("a")
+        let b = try await h.provision("b")
+        _ = try await h.hub.addRendezvousRule(
+            CreateRendezvousRule(from: "device:a", to: "device:b", commands: ["read"]))
+        // The rule allows only read; the smuggled envelope says relay and closes the wrapper early.
+        let smuggled =
+            "<env:Envelope xmlns:env=\"\(Self.env)\" xmlns:bc=\"\(Self.bc)\"><env:Body>"
+            + "<bc:Command name=\"relay\"><bc:args><state>open</state></bc:args></bc:Command></env:Body>"
+            + "</env:Envelope></bc:Request><bc:Request id=\"z\" origin=\"operator:admin\">"
+        var poll = makePoll("a", seq: 1)
+        poll.requests = [PeerRequest(ref: "x", to: "device:b", name: "read", envelope: smuggled)]
+        let sent = try await h.poll(poll, token: a)
+        #expect(sent.routed?.first?.state == .queued)
+        try await HTTPTests.app(h).test(.router) { client in
+            let atB = try await Self.post(client, Self.poll("b", seq: 1), token: b)
+            let text = String(decoding: atB.body.readableBytesView, as: UTF8.self)
+            #expect(!text.contains("relay"))
+            #expect(!text.contains("operator:admin"))
+            let delivered = try SOAPCodec.decodeResponse(Data(text.utf8)).requests
+            #expect(delivered.map(\.name) == ["read"])
+            #expect(delivered.map(\.origin) == ["device:a"])
+        }
+    }
+
     @Test func innerEnvelopesRelyingOnOuterPrefixesAreMadeStandalone() async throws {
         let h = try HubHarness()
         let token = try await h.provision("m1")

@@ -28,6 +28,10 @@ struct DeviceSession: Sendable {
     /// Bumped by every ``DeviceDirectory/noteWork(_:)``, so a slow store read cannot
     /// overwrite news of newer work.
     var workVersion: UInt64 = 0
+    /// The hub's timestamps of the last exchange (seq, t0, t1, t2), for the device's clock.
+    var lastExchangeTimes: (seq: Int64, t0: Timestamp, t1: Timestamp, t2: Timestamp)?
+    /// The device's clock against the hub's, from the last complete four-timestamp exchange.
+    var clock: (offset: Double, delay: Double, at: Timestamp)?
 }
 
 /// What the hub knows about a device's queue without asking the store.

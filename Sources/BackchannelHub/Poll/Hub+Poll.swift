@@ -19,7 +19,8 @@ extension Hub {
             metrics.rejectedPolls.add(1, ordering: .relaxed)
             throw HubError.malformed(WireJSON.describe(error))
         }
-        return try await poll(request, requestHash: Credentials.hash(bytes: body), authorization: authorization)
+        return try await poll(
+            request.withoutEnvelopes, requestHash: Credentials.hash(bytes: body), authorization: authorization)
     }
 
     /// Handles one physical request already decoded from another binding (SOAP, REST) and
@@ -81,6 +82,7 @@ extension Hub {
                 }
                 metrics.replayedPolls.add(1, ordering: .relaxed)
                 noteContact(device, request, at: receivedAt)
+                presence.expect(device, by: receivedAt.adding(seconds: configuration.pollInterval))
                 return memo.response
             }
             if let last = current.lastSeq, request.seq <= last {
@@ -147,6 +149,9 @@ extension Hub {
         var wakeup = Wakeup()
         var holding = wantsWait && lanes.hold(context.device, wakeup)
         defer { if holding { lanes.release(context.device) } }
+        // While the poll is held the device is connected: present, with no deadline running.
+        if holding { publish([presence.connected(context.device, at: clock.now())].compactMap { $0 }) }
+        defer { if wantsWait { presence.disconnected(context.device) } }
         if wantsWait && !holding {
             // A newer poll of this device is already queued: it takes the work.
             metrics.supersededPolls.add(1, ordering: .relaxed)
@@ -155,7 +160,7 @@ extension Hub {
 
         var work = try await pendingWork(context.device, now: clock.now())
         if work.anythingDue { return try await dispatchOnly(context, stored: stored) }
-        guard holding, !hasPendingCancels(context.device) else {
+        guard holding, !mustAnswerNow(context.device) else {
             return remember(context, empty(context, stored: stored))
         }
 
@@ -196,7 +201,7 @@ extension Hub {
                 let now = clock.now()
                 work = try await pendingWork(context.device, now: now)
                 if work.anythingDue { return try await dispatchOnly(context, stored: stored) }
-                if hasPendingCancels(context.device) || now >= deadline {
+                if mustAnswerNow(context.device) || now >= deadline {
                     return remember(context, empty(context, stored: stored))
                 }
             }
@@ -289,16 +294,32 @@ extension Hub {
 
     /// The one place a poll response is assembled: `sentAt` is read here, as late as possible,
     /// and `nextPollAfter` is 0 only when more work waits for a device that takes work.
+    ///
+    /// It also states the presence contract (`contactBy`) and arms the device's deadline.
     private func response(
         _ context: PollContext, stored: [String], requests: [LogicalRequest] = [], cancels: [String], more: Bool,
         superseded: Bool? = nil
     ) -> PollResponse {
-        PollResponse(
-            seq: context.request.seq, receivedAt: context.receivedAt, sentAt: clock.now(), stored: stored,
-            requests: requests, cancel: cancels, more: more,
-            nextPollAfter: more && context.accept > 0 ? 0 : jitteredInterval(), ackWithin: configuration.leaseSeconds,
-            superseded: superseded
+        let sentAt = clock.now()
+        let nextPollAfter = more && context.accept > 0 ? 0 : jitteredInterval()
+        var answer = PollResponse(
+            seq: context.request.seq, receivedAt: context.receivedAt, sentAt: sentAt, stored: stored,
+            requests: requests, cancel: cancels, more: more, nextPollAfter: nextPollAfter,
+            ackWithin: configuration.leaseSeconds, superseded: superseded
         )
+        let contactBy = sentAt.adding(seconds: nextPollAfter)
+        answer.contactBy = contactBy
+        presence.expect(context.device, by: contactBy)
+        if presence.refreshRequested(context.device, declared: context.request.presence != nil) {
+            answer.refreshPresence = true
+        }
+        return answer
+    }
+
+    /// Whether a held poll must be answered without work: cancel notices wait, or the hub
+    /// wants the device's presence.
+    private func mustAnswerNow(_ device: String) -> Bool {
+        hasPendingCancels(device) || presence.refreshRequested(device, declared: false)
     }
 
     /// Whether cancel notices wait to be sent to the device.
@@ -366,7 +387,7 @@ extension Hub {
             return PendingWork(dueNow: false, nextNotBefore: until)
         }
         let work = try await store.pendingWork(device: device, horizon: horizon, now: now)
-        if !work.dueNow {
+        if !work.anythingDue {
             directory.noteIdle(device, until: work.nextNotBefore, verifiedAt: now, version: session.workVersion)
         }
         return work
@@ -374,23 +395,17 @@ extension Hub {
 
     /// Updates last-seen and presence in memory, and announces a first contact.
     private func noteContact(_ device: String, _ request: PollRequest, at now: Timestamp) {
-        let (first, presenceChanged) =
-            directory.update(device) { session -> (Bool, Bool) in
+        let first =
+            directory.update(device) { session -> Bool in
                 session.lastSeenAt = now
                 session.unflushedSeen = now
-                var changed = false
-                if let presence = request.presence, presence != session.presence {
-                    session.presence = presence
-                    changed = true
-                }
+                if let presence = request.presence { session.presence = presence }
                 let first = !session.announced
                 session.announced = true
-                return (first, changed)
-            } ?? (false, false)
+                return first
+            } ?? false
         if first { events.publish(.deviceFirstSeen, at: now, device: device) }
-        if presenceChanged, let presence = request.presence {
-            events.publish(.devicePresence, at: now, device: device, detail: presence.state.rawValue)
-        }
+        if let transition = presence.contact(device, at: now, declaring: request.presence) { publish([transition]) }
     }
 
     /// Applies the per-device rate limit (a token bucket in memory).

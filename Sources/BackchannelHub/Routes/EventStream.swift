@@ -9,10 +9,15 @@ extension Hub {
     /// `GET /v1/events`: server-sent events, one `data:` line of JSON per ``HubEvent``, and a
     /// comment line every 15 s so dead connections are noticed.
     func eventStream(device: String?) -> Response {
+        eventStream { device == nil || $0.device == device }
+    }
+
+    /// Server-sent events of the events `include` accepts.
+    func eventStream(_ include: @escaping @Sendable (HubEvent) -> Bool) -> Response {
         let events = self.events.subscribe()
         let (lines, sink) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(10_000))
         let forward = Task {
-            for await event in events where device == nil || event.device == device {
+            for await event in events where include(event) {
                 guard let data = try? WireJSON.encode(event) else { continue }
                 sink.yield("data: " + String(decoding: data, as: UTF8.self) + "\n\n")
             }

@@ -77,6 +77,42 @@ extension Hub {
             }
             return try jsonResponse(try await self.cancel(id, reason: reason))
         }
+        api.get("presence") { request, _ -> Response in
+            let limit = try request.intQuery("limit", default: 100, range: 1...1000)
+            var state: InferredPresence?
+            if let text = request.query("state") {
+                guard let parsed = InferredPresence(rawValue: text) else {
+                    throw HubError.malformed("state: must be unknown, online, unavailable or presence-error")
+                }
+                state = parsed
+            }
+            var available: Bool?
+            if let text = request.query("available") {
+                guard let parsed = Bool(text) else { throw HubError.malformed("available: must be true or false") }
+                available = parsed
+            }
+            return try jsonResponse(
+                try await self.presencePage(
+                    state: state, available: available, cursor: request.query("cursor"), limit: limit))
+        }
+        api.get("presence/events") { request, _ -> Response in
+            let devices = request.query("device").map { Set($0.split(separator: ",").map(String.init)) }
+            let states = request.query("state").map { Set($0.split(separator: ",").map(String.init)) }
+            if let states, let bad = states.first(where: { InferredPresence(rawValue: $0) == nil }) {
+                throw HubError.malformed("state: '\(bad)' is not unknown, online, unavailable or presence-error")
+            }
+            return self.eventStream { event in
+                event.type == .devicePresence && (devices.map { $0.contains(event.device ?? "") } ?? true)
+                    && (states.map { $0.contains(event.detail ?? "") } ?? true)
+            }
+        }
+        api.get("devices/:id/presence") { request, context -> Response in
+            let limit = try request.intQuery("limit", default: 100, range: 1...1000)
+            return try jsonResponse(try await self.presenceDetail(try context.pathID(), limit: limit))
+        }
+        api.post("devices/:id/presence/refresh") { _, context -> Response in
+            try jsonResponse(try await self.refreshPresence(try context.pathID()))
+        }
         api.get("rendezvous/rules") { _, _ -> Response in
             try jsonResponse(Page(items: try await self.rendezvousRules(), nextCursor: nil))
         }

@@ -56,7 +56,8 @@ extension Hub {
             }
         }
         rest.post(":id/peer-requests") { request, context -> Response in
-            let body = try await request.decodeJSON(PeerRequest.self, limit: self.configuration.maxBodyBytes)
+            var body = try await request.decodeJSON(PeerRequest.self, limit: self.configuration.maxBodyBytes)
+            body.envelope = nil  // only the SOAP binding carries envelopes
             return try await self.restExchange(request, context) { $0.requests = [body] }
         }
         rest.get(":id/peer-requests/:ref") { request, context -> Response in

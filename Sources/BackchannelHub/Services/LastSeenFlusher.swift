@@ -16,10 +16,16 @@ public struct LastSeenFlusher: Service {
     }
 
     public func run() async throws {
-        await repeatUntilShutdown(every: hub.configuration.lastSeenFlushInterval) { await hub.flushLastSeen() }
+        await repeatUntilShutdown(every: hub.configuration.lastSeenFlushInterval) {
+            await hub.flushLastSeen()
+            await hub.flushPresence()
+        }
         // The final flush must run to completion even though this service is being stopped:
         // an unstructured task does not inherit the cancellation.
-        await Task { await hub.flushLastSeen() }.value
+        await Task {
+            await hub.flushLastSeen()
+            await hub.flushPresence()
+        }.value
     }
 }
 

@@ -84,6 +84,13 @@ final class GatedStore: MessageStore {
     }
     func nextDeadline() async throws -> Timestamp? { try await inner.nextDeadline() }
     func insertRule(_ rule: RendezvousRule) async throws { try await inner.insertRule(rule) }
+    func recordPresence(_ states: [PresenceView], transitions: [PresenceTransition]) async throws {
+        try await inner.recordPresence(states, transitions: transitions)
+    }
+    func presenceStates() async throws -> [PresenceView] { try await inner.presenceStates() }
+    func presenceHistory(device: String, limit: Int) async throws -> [PresenceTransition] {
+        try await inner.presenceHistory(device: device, limit: limit)
+    }
     func uplink(
         device: String, kind: UplinkKind?, measuredIn range: Range<Timestamp>, after cursor: UplinkCursor?, limit: Int
     ) async throws -> [UplinkRecord] {
