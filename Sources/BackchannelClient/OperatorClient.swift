@@ -172,10 +172,50 @@ public final class OperatorClient: Sendable {
 
     /// Live hub events (server-sent events from `/v1/events`), optionally for one device.
     public func events(device: String? = nil) -> AsyncThrowingStream<HubEvent, any Error> {
+        events(path: "/v1/events", query: ["device": device])
+    }
+
+    /// Live presence changes (`/v1/presence/events`), optionally for some devices or states.
+    public func presenceEvents(devices: [String] = [], states: [InferredPresence] = [])
+        -> AsyncThrowingStream<HubEvent, any Error>
+    {
+        events(
+            path: "/v1/presence/events",
+            query: [
+                "device": devices.isEmpty ? nil : devices.joined(separator: ","),
+                "state": states.isEmpty ? nil : states.map(\.rawValue).joined(separator: ","),
+            ])
+    }
+
+    // MARK: Presence
+
+    /// A page of devices' presence.
+    public func presence(
+        state: InferredPresence? = nil, available: Bool? = nil, cursor: String? = nil, limit: Int = 1000
+    ) async throws -> Page<PresenceView> {
+        try await call(
+            .GET, "/v1/presence",
+            query: [
+                "state": state?.rawValue, "available": available.map { String($0) }, "cursor": cursor,
+                "limit": String(limit),
+            ])
+    }
+
+    /// One device's presence with its history.
+    public func presenceDetail(_ device: String, limit: Int = 20) async throws -> PresenceDetailView {
+        try await call(.GET, "/v1/devices/\(escape(device))/presence", query: ["limit": String(limit)])
+    }
+
+    /// Asks a device to declare its presence in its next poll.
+    public func refreshPresence(_ device: String) async throws -> PresenceView {
+        try await call(.POST, "/v1/devices/\(escape(device))/presence/refresh", body: Optional<String>.none)
+    }
+
+    private func events(path: String, query: [String: String?]) -> AsyncThrowingStream<HubEvent, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    var request = HTTPClientRequest(url: url("/v1/events", query: ["device": device]))
+                    var request = HTTPClientRequest(url: url(path, query: query))
                     request.method = .GET
                     authorize(&request)
                     let response = try await http.execute(request, timeout: .hours(24 * 365))

@@ -206,3 +206,17 @@ public struct PresenceMachine: Sendable, Hashable {
             lastContactAt: lastContactAt, contactBy: contactBy, errorAt: errorAt, refreshRequested: refreshRequested)
     }
 }
+
+/// A device's presence with its recorded transitions, newest first, as the operator API shows it.
+public struct PresenceDetailView: Sendable, Hashable, Codable {
+    /// The current presence.
+    public var presence: PresenceView
+    /// Recorded transitions, newest first.
+    public var history: [PresenceTransition]
+
+    /// Creates a value.
+    public init(presence: PresenceView, history: [PresenceTransition]) {
+        self.presence = presence
+        self.history = history
+    }
+}

@@ -9,3 +9,4 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension UplinkKind: ExpressibleByArgument {}
 extension WireEncoding: ExpressibleByArgument {}
 extension ExportFormat: ExpressibleByArgument {}
+extension InferredPresence: ExpressibleByArgument {}

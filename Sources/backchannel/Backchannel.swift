@@ -17,7 +17,8 @@ struct Backchannel: AsyncParsableCommand {
             """,
         subcommands: [
             HubCommand.self, DemoCommand.self, SimulateCommand.self, DevicesCommand.self, SendCommand.self,
-            CommandsCommand.self, ReadingsCommand.self, WatchCommand.self, RendezvousCommand.self, ExportCommand.self,
+            CommandsCommand.self, ReadingsCommand.self, WatchCommand.self, PresenceCommand.self, RendezvousCommand.self,
+            ExportCommand.self,
             BenchCommand.self,
         ]
     )

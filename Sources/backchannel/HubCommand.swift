@@ -39,6 +39,11 @@ struct HubOptions: ParsableArguments {
 
     @Option(
         help:
+            "Seconds after the time a device promised to poll by (contactBy) before it is marked presence-error.")
+    var presenceGrace: Double = 15
+
+    @Option(
+        help:
             "Rendezvous: seconds since a device was last heard from within which it counts as reachable, for peer requests that ask to fail fast."
     )
     var reachabilityWindow: Double = 75
@@ -72,6 +77,9 @@ struct HubOptions: ParsableArguments {
         guard maxWait >= 0, maxWait <= 600 else { throw ValidationError("--max-wait must be 0-600 seconds") }
         guard lease >= 1, lease <= 86400 else { throw ValidationError("--lease must be 1-86400 seconds") }
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-100") }
+        guard presenceGrace >= 0, presenceGrace <= 86400 else {
+            throw ValidationError("--presence-grace must be 0-86400 seconds")
+        }
         guard reachabilityWindow >= 1, reachabilityWindow <= 86400 else {
             throw ValidationError("--reachability-window must be 1-86400 seconds")
         }
@@ -90,6 +98,7 @@ struct HubOptions: ParsableArguments {
         configuration.leaseSeconds = lease
         configuration.maxAttempts = maxAttempts
         configuration.reachabilityWindow = reachabilityWindow
+        configuration.presenceGrace = presenceGrace
         configuration.publicURL = publicURL
         return configuration
     }

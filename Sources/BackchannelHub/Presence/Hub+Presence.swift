@@ -1,14 +1,6 @@
 public import BackchannelProtocol
 import BackchannelStore
 
-/// A device's presence with its recorded transitions, newest first.
-public struct PresenceDetail: Sendable, Hashable, Codable {
-    /// The current presence.
-    public var presence: PresenceView
-    /// Recorded transitions, newest first (written in batches, so the last second may be missing).
-    public var history: [PresenceTransition]
-}
-
 extension Hub {
     /// The presence of a device the hub has not heard from.
     private func unknownPresence(_ device: String) -> PresenceView {
@@ -33,12 +25,12 @@ extension Hub {
     }
 
     /// A device's presence and its history.
-    public func presenceDetail(_ device: String, limit: Int = 100) async throws(HubError) -> PresenceDetail {
+    public func presenceDetail(_ device: String, limit: Int = 100) async throws(HubError) -> PresenceDetailView {
         do {
             guard try await store.device(id: device) != nil else { throw HubError.unknownDevice(device) }
             await flushPresence()
             let history = try await store.presenceHistory(device: device, limit: limit)
-            return PresenceDetail(presence: presence.view(device) ?? unknownPresence(device), history: history)
+            return PresenceDetailView(presence: presence.view(device) ?? unknownPresence(device), history: history)
         } catch {
             throw storeFailure(error)
         }
