@@ -38,6 +38,8 @@ public actor Agent {
     /// The hub answered 413: send fewer uplink items in the next poll.
     private var shrinkUplink = false
     private var presence: PresenceReport?
+    /// The receive time of the last response to a first attempt, reported in the next poll.
+    private var clockSample: ClockSample?
     private var presenceDirty: Bool
     private var recovered = false
     private let signal = AgentSignal()
@@ -201,16 +203,19 @@ public actor Agent {
         var failures = 0
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
-                let pending: InFlight
+                var next: InFlight
                 do {
-                    pending = try inFlight ?? prepare()
+                    next = try inFlight ?? prepare()
                 } catch {
                     failures += 1
                     await pause(backoff.delay(failures: failures), after: "\(error)", failures: failures)
                     continue
                 }
+                // Counted before the copy is taken: `handle` uses it to keep only first attempts'
+                // timestamps for clock synchronisation (a retry's t0 is not the original's).
+                next.attempts += 1
+                let pending = next
                 inFlight = pending
-                inFlight?.attempts += 1
                 current = Outstanding(seq: pending.seq, reply: nil)
                 localActivity = false
                 let t0 = clock.deviceNow()
@@ -323,9 +328,9 @@ public actor Agent {
     /// Throws ``AgentError`` when the hub answers with an error, and transport errors as they come.
     public func exchange() async throws -> Double {
         recoverIfNeeded()
-        let pending = try inFlight ?? prepare()
+        var pending = try inFlight ?? prepare()
+        pending.attempts += 1
         inFlight = pending
-        inFlight?.attempts += 1
         let t0 = clock.deviceNow()
         stats.polls += 1
         let reply = try await client.poll(
@@ -347,6 +352,7 @@ public actor Agent {
             }
             if pending.attempts == 1 {
                 clock.add(t0: t0, t1: response.receivedAt, t2: response.sentAt, t3: t3)
+                clockSample = ClockSample(seq: pending.seq, receivedAt: t3)
             }
             return try accept(response, for: pending)
         case .failure(let status, let body, let retryAfter):
@@ -450,13 +456,16 @@ public actor Agent {
         // Results and acks may ride a long-poll (one round trip returns them and fetches the
         // next command); readings and peer requests are sent on a short poll so they are
         // confirmed at once.
-        let wait = accept > 0 && uplink.isEmpty && peers.isEmpty ? configuration.longPoll : 0
+        // The first exchange is short, so the clock offset is known before anything is held.
+        let synced = clock.estimate != nil
+        let wait = accept > 0 && uplink.isEmpty && peers.isEmpty && synced ? configuration.longPoll : 0
         let seq = try sequence.next()
-        let request = PollRequest(
+        var request = PollRequest(
             device: configuration.deviceID, seq: seq, sentAt: clock.deviceNow(), acks: acks, results: results,
             uplink: uplink, requests: peers, replyAcks: replyAcks, presence: presenceDirty ? presence : nil,
             accept: accept, wait: wait
         )
+        request.clockSample = clockSample
         let body: Data
         do {
             body = configuration.encoding == .soap ? SOAPCodec.encodePoll(request) : try WireJSON.encode(request)

@@ -28,7 +28,7 @@ public struct HubConfiguration: Sendable {
     public var executionTimeout: Double = 300
     /// Commands with a `notBefore` this many seconds ahead are dispatched early, for the device
     /// to hold and start on time.
-    public var dispatchLead: Double = 0
+    public var dispatchLead: Double = 30
 
     /// Seconds after a response's `contactBy` before a silent device becomes `presence-error`.
     public var presenceGrace: Double = 15

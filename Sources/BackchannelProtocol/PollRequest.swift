@@ -20,6 +20,9 @@ public struct PollRequest: Sendable, Hashable, Codable {
     public var requests: [PeerRequest]
     /// Ids of ``PeerReply`` values this device received and no longer needs delivered.
     public var replyAcks: [String]
+    /// When the device received the response to an earlier poll (t3), so the hub can compute
+    /// the device's clock offset from all four timestamps of that exchange.
+    public var clockSample: ClockSample?
     /// The device's declared presence, when it wants to state or change it.
     public var presence: PresenceReport?
     /// How many new logical requests the device will take in this response (0 means none).
@@ -58,7 +61,7 @@ public struct PollRequest: Sendable, Hashable, Codable {
     public static let defaultAccept = 10
 
     enum CodingKeys: String, CodingKey {
-        case device, seq, sentAt, acks, results, uplink, requests, replyAcks, presence, accept, wait
+        case device, seq, sentAt, acks, results, uplink, requests, replyAcks, clockSample, presence, accept, wait
     }
 
     public init(from decoder: any Decoder) throws {
@@ -71,6 +74,7 @@ public struct PollRequest: Sendable, Hashable, Codable {
         self.uplink = try c.decodeIfPresent([UplinkItem].self, forKey: .uplink) ?? []
         self.requests = try c.decodeIfPresent([PeerRequest].self, forKey: .requests) ?? []
         self.replyAcks = try c.decodeIfPresent([String].self, forKey: .replyAcks) ?? []
+        self.clockSample = try c.decodeIfPresent(ClockSample.self, forKey: .clockSample)
         self.presence = try c.decodeIfPresent(PresenceReport.self, forKey: .presence)
         self.accept = try c.decodeIfPresent(Int.self, forKey: .accept) ?? Self.defaultAccept
         self.wait = try c.decodeIfPresent(Double.self, forKey: .wait) ?? 0
@@ -105,9 +109,24 @@ public struct PollRequest: Sendable, Hashable, Codable {
         // Rendezvous fields appear only when used, so plain devices never see them.
         if !requests.isEmpty { try c.encode(requests, forKey: .requests) }
         if !replyAcks.isEmpty { try c.encode(replyAcks, forKey: .replyAcks) }
+        try c.encodeIfPresent(clockSample, forKey: .clockSample)
         try c.encodeIfPresent(presence, forKey: .presence)
         try c.encode(accept, forKey: .accept)
         try c.encode(wait, forKey: .wait)
+    }
+}
+
+/// The device's receive time of an earlier response: the fourth timestamp of that exchange.
+public struct ClockSample: Sendable, Hashable, Codable {
+    /// The `seq` of the poll whose response this is about.
+    public var seq: Int64
+    /// When the device received that response, on its own clock (t3).
+    public var receivedAt: Timestamp
+
+    /// Creates a value.
+    public init(seq: Int64, receivedAt: Timestamp) {
+        self.seq = seq
+        self.receivedAt = receivedAt
     }
 }
 

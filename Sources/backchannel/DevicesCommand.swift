@@ -39,7 +39,13 @@ struct DevicesCommand: AsyncParsableCommand {
                 [
                     ["id", view.id], ["name", view.name ?? ""], ["created", view.createdAt.description],
                     ["last seen", view.lastSeenAt.map { "\($0) (\(ago($0)))" } ?? "never"],
-                    ["presence", view.presence.map { $0.state.rawValue + ($0.note.map { " — \($0)" } ?? "") } ?? "-"],
+                    ["presence", view.presenceState?.rawValue ?? "-"],
+                    ["available", view.available.map { $0 ? "yes" : "no" } ?? "-"],
+                    ["declared", view.presence.map { $0.state.rawValue + ($0.note.map { " — \($0)" } ?? "") } ?? "-"],
+                    [
+                        "clock offset",
+                        view.clockOffset.map { String(format: "%+.3f s (delay %.3f s)", $0, view.clockDelay ?? 0) } ?? "-",
+                    ],
                     ["pending commands", view.pendingCommands.map(String.init) ?? "-"],
                     [
                         "labels",

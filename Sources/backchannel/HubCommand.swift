@@ -39,6 +39,12 @@ struct HubOptions: ParsableArguments {
 
     @Option(
         help:
+            "Seconds before a command's notBefore at which it is delivered, for the device to hold and start on time by its corrected clock."
+    )
+    var dispatchLead: Double = 30
+
+    @Option(
+        help:
             "Seconds after the time a device promised to poll by (contactBy) before it is marked presence-error.")
     var presenceGrace: Double = 15
 
@@ -77,6 +83,9 @@ struct HubOptions: ParsableArguments {
         guard maxWait >= 0, maxWait <= 600 else { throw ValidationError("--max-wait must be 0-600 seconds") }
         guard lease >= 1, lease <= 86400 else { throw ValidationError("--lease must be 1-86400 seconds") }
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-100") }
+        guard dispatchLead >= 0, dispatchLead <= 3600 else {
+            throw ValidationError("--dispatch-lead must be 0-3600 seconds")
+        }
         guard presenceGrace >= 0, presenceGrace <= 86400 else {
             throw ValidationError("--presence-grace must be 0-86400 seconds")
         }
@@ -99,6 +108,7 @@ struct HubOptions: ParsableArguments {
         configuration.maxAttempts = maxAttempts
         configuration.reachabilityWindow = reachabilityWindow
         configuration.presenceGrace = presenceGrace
+        configuration.dispatchLead = dispatchLead
         configuration.publicURL = publicURL
         return configuration
     }

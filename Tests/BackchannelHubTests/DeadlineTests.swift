@@ -102,7 +102,7 @@ import Testing
     }
 
     @Test func notBeforeHoldsDispatchUntilItsTime() async throws {
-        let h = try HubHarness()
+        let h = try HubHarness { $0.dispatchLead = 0 }
         let token = try await h.provision("m1")
         let at = h.clock.now().adding(seconds: 60)
         let command = try await h.submit("relay", to: "m1") {
@@ -116,6 +116,18 @@ import Testing
         let due = try await h.poll(makePoll("m1", seq: 3), token: token)
         #expect(due.requests.map(\.id) == [command.id])
         #expect(due.requests.first?.notBefore == at)
+    }
+
+    @Test func scheduledCommandsAreDispatchedAheadByTheLeadWindow() async throws {
+        let h = try HubHarness { $0.dispatchLead = 30 }
+        let token = try await h.provision("m1")
+        let at = h.clock.now().adding(seconds: 60)
+        let command = try await h.submit("start", to: "m1") { $0.notBefore = at }
+        #expect(try await h.poll(makePoll("m1", seq: 1), token: token).requests.isEmpty, "60 s ahead: not yet")
+        h.clock.advance(seconds: 30)
+        let early = try await h.poll(makePoll("m1", seq: 2), token: token)
+        #expect(early.requests.map(\.id) == [command.id], "30 s ahead: delivered for the device to hold")
+        #expect(early.requests.first?.notBefore == at)
     }
 
     @Test func cancelingADeliveredCommandTellsTheDevice() async throws {

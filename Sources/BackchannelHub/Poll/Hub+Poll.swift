@@ -93,6 +93,7 @@ extension Hub {
         }
         noteContact(device, request, at: receivedAt)
         if sequenced { directory.update(device) { $0.lastSeq = request.seq } }
+        if let sample = request.clockSample { noteClock(device, sample) }
 
         do {
             let context = PollContext(
@@ -309,6 +310,11 @@ extension Hub {
         )
         let contactBy = sentAt.adding(seconds: nextPollAfter)
         answer.contactBy = contactBy
+        if context.sequenced {
+            directory.update(context.device) { session in
+                session.lastExchangeTimes = (context.request.seq, context.request.sentAt, context.receivedAt, sentAt)
+            }
+        }
         presence.expect(context.device, by: contactBy)
         if presence.refreshRequested(context.device, declared: context.request.presence != nil) {
             answer.refreshPresence = true
@@ -406,6 +412,18 @@ extension Hub {
             } ?? false
         if first { events.publish(.deviceFirstSeen, at: now, device: device) }
         if let transition = presence.contact(device, at: now, declaring: request.presence) { publish([transition]) }
+    }
+
+    /// Completes the four timestamps of the device's previous exchange with its receive time and
+    /// keeps its clock offset (device minus hub) and delay, NTP-style.
+    private func noteClock(_ device: String, _ sample: ClockSample) {
+        directory.update(device) { session in
+            guard let times = session.lastExchangeTimes, times.seq == sample.seq else { return }
+            let hubMinusDevice = (times.t1.seconds(since: times.t0) + times.t2.seconds(since: sample.receivedAt)) / 2
+            let delay = sample.receivedAt.seconds(since: times.t0) - times.t2.seconds(since: times.t1)
+            guard delay >= 0, delay < 60 else { return }  // a sample from a confused clock
+            session.clock = (offset: -hubMinusDevice, delay: delay, at: times.t1)
+        }
     }
 
     /// Applies the per-device rate limit (a token bucket in memory).

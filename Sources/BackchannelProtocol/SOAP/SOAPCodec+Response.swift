@@ -22,6 +22,8 @@ extension SOAPCodec {
         x += tag("more", String(response.more)) + tag("nextPollAfter", SOAPText.number(response.nextPollAfter))
         x += tag("ackWithin", SOAPText.number(response.ackWithin))
         if let superseded = response.superseded { x += tag("superseded", String(superseded)) }
+        if let contactBy = response.contactBy { x += tag("contactBy", contactBy.description) }
+        if let refresh = response.refreshPresence { x += tag("refreshPresence", String(refresh)) }
         for routed in response.routed ?? [] {
             x += "<bc:Routed ref=\"\(XMLWriter.escapeAttribute(routed.ref))\""
             if let id = routed.id { x += " id=\"\(XMLWriter.escapeAttribute(id))\"" }
@@ -62,6 +64,8 @@ extension SOAPCodec {
             ackWithin: try r.optional("ackWithin") { Double($0) } ?? 0,
             superseded: try r.optional("superseded", SOAPText.bool(_:))
         )
+        response.contactBy = try r.optionalTime("contactBy")
+        response.refreshPresence = try r.optional("refreshPresence", SOAPText.bool(_:))
         for (i, wrapper) in element.all("Request", namespace: SOAP.namespace).enumerated() {
             let path = "PollResponse/Request[\(i)]"
             let w = Fields(wrapper, path: path)

@@ -123,6 +123,16 @@ public enum SOAPCodec {
                 )
             )
         }
+        if let element = poll.first("ClockSample", namespace: SOAP.namespace) {
+            let f = Fields(element, path: "Poll/ClockSample")
+            guard let seq = Int64(try f.required(attribute: "seq")) else {
+                throw .malformed("Poll/ClockSample/@seq: not an integer")
+            }
+            guard let receivedAt = try f.time(attribute: "receivedAt") else {
+                throw .malformed("Poll/ClockSample: has no @receivedAt")
+            }
+            request.clockSample = ClockSample(seq: seq, receivedAt: receivedAt)
+        }
         if let element = poll.first("Presence", namespace: SOAP.namespace) {
             let p = Fields(element, path: "Poll/Presence")
             guard let state = DeclaredPresence(rawValue: try p.required(attribute: "state")) else {
@@ -178,6 +188,9 @@ public enum SOAPCodec {
             x += (peer.envelope ?? SOAPEnvelope.command(name: peer.name, args: peer.args)) + "</bc:Send>"
         }
         for ack in request.replyAcks { x += tag("replyAck", ack) }
+        if let sample = request.clockSample {
+            x += "<bc:ClockSample seq=\"\(sample.seq)\" receivedAt=\"\(sample.receivedAt)\"/>"
+        }
         if let presence = request.presence {
             x += "<bc:Presence state=\"\(presence.state.rawValue)\">"
             if let note = presence.note { x += tag("note", note) }
