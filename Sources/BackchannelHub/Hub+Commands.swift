@@ -9,6 +9,10 @@ extension Hub {
         _ request: SubmitCommandRequest, to device: String, origin: String = "operator:admin"
     ) async throws(HubError) -> (command: CommandView, created: Bool) {
         let now = clock.now()
+        if request.delivery == .instant, !lanes.isHolding(device) || !presence.isAvailable(device) {
+            // Now or never: nothing is stored for a device that cannot take it now.
+            throw HubError.deviceUnavailable(device)
+        }
         let record = try makeRecord(request, device: device, origin: origin, now: now)
         let result: SubmitResult
         do {
@@ -27,7 +31,34 @@ extension Hub {
         )
         directory.noteWork(device)
         lanes.notifyWork(device)
+        if stored.delivery == .instant { return (try await awaitInstantDelivery(stored), true) }
         return (stored.view(), true)
+    }
+
+    /// Waits until the device acknowledges an instant command; if it does not within
+    /// ``HubConfiguration/instantTimeout``, cancels it and reports the device unavailable. So an
+    /// instant command is either delivered (ACKED or later) or ended: never left in transit.
+    private func awaitInstantDelivery(_ record: CommandRecord) async throws(HubError) -> CommandView {
+        let view = try await command(
+            record.id, until: { $0 != .queued && $0 != .dispatched }, waitingUpTo: configuration.instantTimeout)
+        if view.state != .queued && view.state != .dispatched { return view }
+        _ = try? await cancelInstant(record.id)
+        let final = try await command(record.id)
+        if final.state == .canceled { throw HubError.deviceUnavailable(record.device, command: record.id) }
+        return final  // acknowledged while it was being canceled
+    }
+
+    private func cancelInstant(_ id: String) async throws -> CancelResult {
+        let result = try await store.cancel(
+            command: id, at: clock.now(),
+            reason: "instant delivery: not acknowledged within \(configuration.instantTimeout) s")
+        if case .canceled(let record, let previous) = result {
+            if previous == .dispatched { directory.update(record.device) { $0.pendingCancels.append(record.id) } }
+            events.publish(
+                .commandTransition, at: record.updatedAt, device: record.device, command: record.id, state: .canceled,
+                detail: "cancel")
+        }
+        return result
     }
 
     private func makeRecord(
@@ -48,7 +79,7 @@ extension Hub {
         if request.ttl != nil && request.expiresAt != nil {
             throw HubError.malformed("give ttl or expiresAt, not both")
         }
-        let expiresAt: Timestamp
+        var expiresAt: Timestamp
         if let ttl = request.ttl {
             guard ttl > 0, ttl <= configuration.maxTTL else {
                 throw HubError.malformed("ttl: must be between 0 and \(Int(configuration.maxTTL)) seconds")
@@ -63,6 +94,13 @@ extension Hub {
         } else {
             expiresAt = now.adding(seconds: configuration.defaultTTL)
         }
+        if request.delivery == .instant {
+            guard request.notBefore == nil else {
+                throw HubError.malformed("notBefore: not allowed with instant delivery")
+            }
+            // Now or never: an instant command lives only as long as its delivery may take.
+            expiresAt = min(expiresAt, now.adding(seconds: configuration.instantTimeout))
+        }
         if let notBefore = request.notBefore, notBefore >= expiresAt {
             throw HubError.malformed("notBefore: must be before the command expires (\(expiresAt))")
         }
@@ -76,11 +114,13 @@ extension Hub {
         if let key = request.idempotencyKey, key.hasPrefix("rv:") {
             throw HubError.malformed("idempotencyKey: keys starting with rv: are reserved for rendezvous")
         }
-        return CommandRecord(
+        var record = CommandRecord(
             id: MessageID.make(at: now), device: device, origin: origin, name: request.name, args: args,
             createdAt: now, expiresAt: expiresAt, notBefore: request.notBefore, idempotencyKey: request.idempotencyKey,
             maxAttempts: maxAttempts, executionTimeoutMs: Int64((timeout * 1000).rounded())
         )
+        record.delivery = request.delivery ?? .queued
+        return record
     }
 
     /// A command with its history.
@@ -95,13 +135,20 @@ extension Hub {
 
     /// A command with its history, waiting up to `seconds` for it to reach a terminal state.
     public func command(_ id: String, waitingUpTo seconds: Double) async throws(HubError) -> CommandView {
+        try await command(id, until: \.isTerminal, waitingUpTo: seconds)
+    }
+
+    /// A command with its history, waiting up to `seconds` for its state to satisfy `done`.
+    func command(
+        _ id: String, until done: @escaping @Sendable (MessageState) -> Bool, waitingUpTo seconds: Double
+    ) async throws(HubError) -> CommandView {
         guard seconds > 0 else { return try await command(id) }
         let stream = events.subscribe(buffer: 64)
         let first = try await command(id)
-        if first.state.isTerminal { return first }
+        if done(first.state) { return first }
         let waiter = Wakeup()
         let watch = Task {
-            for await event in stream where event.command == id && event.state?.isTerminal == true {
+            for await event in stream where event.command == id && event.state.map(done) == true {
                 waiter.signal(.work)
                 return
             }

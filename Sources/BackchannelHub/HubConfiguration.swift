@@ -30,6 +30,10 @@ public struct HubConfiguration: Sendable {
     /// to hold and start on time.
     public var dispatchLead: Double = 30
 
+    /// Seconds an instant command has to be acknowledged before it is canceled and the device
+    /// reported unavailable; also its lifetime.
+    public var instantTimeout: Double = 10
+
     /// Seconds after a response's `contactBy` before a silent device becomes `presence-error`.
     public var presenceGrace: Double = 15
 

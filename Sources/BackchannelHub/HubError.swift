@@ -39,6 +39,14 @@ public struct HubError: Error, HTTPResponseError, Sendable, CustomStringConverti
     static func sequenceConflict(_ message: String, lastSeq: Int64) -> HubError {
         HubError(.conflict, ErrorCode.sequenceConflict, message, lastSeq: lastSeq)
     }
+    /// 409: instant delivery is impossible now: the device holds no connection, is not available,
+    /// or did not acknowledge in time (the command, if one was stored, is CANCELED).
+    static func deviceUnavailable(_ device: String, command: String? = nil) -> HubError {
+        HubError(
+            .conflict, OutcomeCode.deviceUnavailable,
+            command.map { "device '\(device)' did not acknowledge instant command \($0) in time; it was canceled" }
+                ?? "device '\(device)' is not connected and available for instant delivery")
+    }
     /// 409: the resource exists or its state forbids the operation.
     static func conflict(_ message: String) -> HubError { HubError(.conflict, ErrorCode.conflict, message) }
     /// 413: body too large.

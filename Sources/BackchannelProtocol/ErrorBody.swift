@@ -48,6 +48,8 @@ public enum ErrorCode {
 
 /// Outcome codes carried by terminal command records.
 public enum OutcomeCode {
+    /// Instant delivery: the device was not connected, or did not acknowledge in time.
+    public static let deviceUnavailable = "device_unavailable"
     /// The lease lapsed on the last permitted attempt.
     public static let undeliverable = "undeliverable"
     /// `expiresAt` passed before the device acknowledged.

@@ -97,6 +97,8 @@ public struct SubmitCommandRequest: Sendable, Hashable, Codable {
     public var maxAttempts: Int?
     /// Seconds the device has, after acknowledging, to report a result before TIMED_OUT.
     public var timeout: Double?
+    /// How the command is delivered; default `queued`.
+    public var delivery: DeliveryMode?
 
     /// Creates a submission.
     public init(
@@ -107,8 +109,10 @@ public struct SubmitCommandRequest: Sendable, Hashable, Codable {
         notBefore: Timestamp? = nil,
         idempotencyKey: String? = nil,
         maxAttempts: Int? = nil,
-        timeout: Double? = nil
+        timeout: Double? = nil,
+        delivery: DeliveryMode? = nil
     ) {
+        self.delivery = delivery
         self.name = name
         self.args = args
         self.ttl = ttl
@@ -197,6 +201,8 @@ public struct CommandView: Sendable, Hashable, Codable {
     public var finishedAt: Timestamp?
     public var idempotencyKey: String?
     public var outcome: CommandOutcome?
+    /// How the command is delivered (absent: `queued`).
+    public var delivery: DeliveryMode?
     /// For a request another device sent (rendezvous): the sender's `ref`.
     public var ref: String?
     /// For a request another device sent: `pending`, `sent` or `acked` once its outcome is on
@@ -211,8 +217,10 @@ public struct CommandView: Sendable, Hashable, Codable {
         attempt: Int, maxAttempts: Int, createdAt: Timestamp, updatedAt: Timestamp, expiresAt: Timestamp,
         notBefore: Timestamp? = nil, leaseExpiresAt: Timestamp? = nil, ackedAt: Timestamp? = nil,
         finishedAt: Timestamp? = nil, idempotencyKey: String? = nil, outcome: CommandOutcome? = nil,
-        ref: String? = nil, replyState: String? = nil, history: [TransitionView]? = nil
+        ref: String? = nil, replyState: String? = nil, history: [TransitionView]? = nil,
+        delivery: DeliveryMode? = nil
     ) {
+        self.delivery = delivery
         self.id = id
         self.device = device
         self.origin = origin
@@ -313,4 +321,16 @@ public struct HubEvent: Sendable, Hashable, Codable {
         self.detail = detail
         self.data = data
     }
+}
+
+/// How a command reaches its device.
+public enum DeliveryMode: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Store and forward (the default): delivered whenever the device next polls, until it expires.
+    case queued
+    /// Now or never: delivered at once to a device holding a long-poll, and reported delivered
+    /// once the device acknowledges it; otherwise refused at once with `device_unavailable`.
+    case instant
+    /// Held until the device's presence is available (online, not restricted), then delivered;
+    /// EXPIRED if that does not happen by its expiry.
+    case whenAvailable
 }

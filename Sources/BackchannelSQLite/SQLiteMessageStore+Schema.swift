@@ -141,6 +141,9 @@ extension SQLiteMessageStore {
                     """
             )
         }
+        migrator.registerMigration("v8-delivery-mode") { db in
+            try db.execute(sql: "ALTER TABLE commands ADD COLUMN delivery TEXT NOT NULL DEFAULT 'queued'")
+        }
         return migrator
     }
 
@@ -203,6 +206,7 @@ extension SQLiteMessageStore {
             record.outcome = try decodeJSON(CommandOutcome.self, outcome)
         }
         record.envelope = row["envelope"]
+        record.delivery = DeliveryMode(rawValue: row["delivery"]) ?? .queued
         record.replyTo = row["reply_to"]
         record.replyRef = row["reply_ref"]
         record.replyState = (row["reply_state"] as String?).flatMap(ReplyState.init(rawValue:))
@@ -243,15 +247,15 @@ extension SQLiteMessageStore {
             sql: """
                 INSERT INTO commands (id, device_id, origin, name, args, created_at, updated_at, expires_at,
                   not_before, idempotency_key, execution_timeout_ms, state, attempt, max_attempts, reply_to, reply_ref,
-                  envelope)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  envelope, delivery)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 command.id, command.device, command.origin, command.name, try encodeJSON(command.args),
                 command.createdAt.milliseconds, command.updatedAt.milliseconds, command.expiresAt.milliseconds,
                 command.notBefore?.milliseconds, command.idempotencyKey, command.executionTimeoutMs,
                 command.state.rawValue, command.attempt, command.maxAttempts, command.replyTo, command.replyRef,
-                command.envelope,
+                command.envelope, command.delivery.rawValue,
             ]
         )
         try insert(.created(command), db)

@@ -223,14 +223,16 @@ public final class SQLiteMessageStore: MessageStore {
 
     public func pendingWork(device: String, horizon: Timestamp, now: Timestamp) async throws -> PendingWork {
         try await pool.read { db in
-            let due = try Bool.fetchOne(
+            // Due commands, telling whenAvailable ones apart (the hub knows the presence).
+            let modes = try String.fetchAll(
                 db,
                 sql: """
-                    SELECT 1 FROM commands WHERE device_id = ? AND state = 'QUEUED' AND expires_at > ?
-                    AND (not_before IS NULL OR not_before <= ?) LIMIT 1
+                    SELECT DISTINCT delivery FROM (SELECT delivery FROM commands WHERE device_id = ?
+                    AND state = 'QUEUED' AND expires_at > ? AND (not_before IS NULL OR not_before <= ?) LIMIT 64)
                     """,
                 arguments: [device, now.milliseconds, horizon.milliseconds]
             )
+            let due = modes.contains { $0 != DeliveryMode.whenAvailable.rawValue }
             let next = try Int64.fetchOne(
                 db,
                 sql: """
@@ -247,9 +249,10 @@ public final class SQLiteMessageStore: MessageStore {
                     """,
                 arguments: [device, now.milliseconds]
             )
-            return PendingWork(
-                dueNow: due == true, nextNotBefore: next.map(Timestamp.init(milliseconds:)), repliesDue: replies == true
-            )
+            var work = PendingWork(
+                dueNow: due, nextNotBefore: next.map(Timestamp.init(milliseconds:)), repliesDue: replies == true)
+            work.dueWhenAvailable = modes.contains(DeliveryMode.whenAvailable.rawValue)
+            return work
         }
     }
 

@@ -26,6 +26,8 @@ public struct ExchangeInput: Sendable {
     public var replyAcks: [String] = []
     /// How many rendezvous replies to deliver to the device in this exchange.
     public var replyLimit: Int = 0
+    /// Whether the device is available: `whenAvailable` commands are dispatched only then.
+    public var available: Bool = true
 
     /// Creates an exchange input.
     public init(
@@ -109,6 +111,7 @@ public enum LifecyclePlanner {
             let lease = input.now.adding(seconds: input.leaseSeconds)
             var remaining = candidates.filter { candidate in
                 (changed[candidate.id]?.state ?? candidate.state) == .queued
+                    && (input.available || candidate.delivery != .whenAvailable)
             }.makeIterator()
             while plan.dispatched.count < input.accept, let candidate = remaining.next() {
                 var record = changed[candidate.id] ?? candidate
@@ -122,7 +125,9 @@ public enum LifecyclePlanner {
             }
             plan.more = remaining.next() != nil
         } else {
-            plan.more = candidates.contains { (changed[$0.id]?.state ?? $0.state) == .queued }
+            plan.more = candidates.contains {
+                (changed[$0.id]?.state ?? $0.state) == .queued && (input.available || $0.delivery != .whenAvailable)
+            }
         }
         plan.updated = order.compactMap { changed[$0] }
         return plan

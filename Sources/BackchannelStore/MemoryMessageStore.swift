@@ -104,10 +104,14 @@ public actor MemoryMessageStore: MessageStore {
 
     public func pendingWork(device: String, horizon: Timestamp, now: Timestamp) -> PendingWork {
         let queued = commandsByID.values.filter { $0.device == device && $0.state == .queued && $0.expiresAt > now }
-        let dueNow = queued.contains { ($0.notBefore ?? now) <= horizon }
+        let due = queued.filter { ($0.notBefore ?? now) <= horizon }
+        let dueNow = due.contains { $0.delivery != .whenAvailable }
+        let dueWhenAvailable = due.contains { $0.delivery == .whenAvailable }
         let next = queued.compactMap(\.notBefore).filter { $0 > horizon }.min()
         let replies = commandsByID.values.contains { $0.replyTo == device && $0.replyDeliverable(at: now) }
-        return PendingWork(dueNow: dueNow, nextNotBefore: next, repliesDue: replies)
+        var work = PendingWork(dueNow: dueNow, nextNotBefore: next, repliesDue: replies)
+        work.dueWhenAvailable = dueWhenAvailable
+        return work
     }
 
     public func exchange(

@@ -172,8 +172,10 @@ public struct CommandQuery: Sendable, Hashable {
 
 /// What is waiting for a device.
 public struct PendingWork: Sendable, Hashable {
-    /// A command can be dispatched now.
+    /// A command can be dispatched now (not counting `whenAvailable` ones).
     public var dueNow: Bool
+    /// A `whenAvailable` command could be dispatched now, if the device is available.
+    public var dueWhenAvailable: Bool = false
     /// The earliest `notBefore` beyond the horizon among QUEUED commands.
     public var nextNotBefore: Timestamp?
     /// Rendezvous replies wait to be delivered to the device.
@@ -188,6 +190,14 @@ public struct PendingWork: Sendable, Hashable {
 
     /// Whether a poll should be answered at once: work or replies wait.
     public var anythingDue: Bool { dueNow || repliesDue }
+
+    /// The same, for a device whose availability is `available`.
+    public func due(available: Bool) -> PendingWork {
+        var work = self
+        work.dueNow = dueNow || (available && dueWhenAvailable)
+        work.dueWhenAvailable = false
+        return work
+    }
 }
 
 /// What an exchange did.

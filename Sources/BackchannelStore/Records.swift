@@ -74,6 +74,8 @@ public struct CommandRecord: Sendable, Hashable {
     public var executionTimeoutMs: Int64
     /// The inner SOAP envelope of a request sent through the SOAP binding, kept verbatim.
     public var envelope: String?
+    /// How the command is delivered.
+    public var delivery: DeliveryMode = .queued
 
     public var state: MessageState
     /// Deliveries so far.
@@ -159,7 +161,7 @@ public struct CommandRecord: Sendable, Hashable {
             maxAttempts: maxAttempts, createdAt: createdAt, updatedAt: updatedAt, expiresAt: expiresAt,
             notBefore: notBefore, leaseExpiresAt: leaseExpiresAt, ackedAt: ackedAt, finishedAt: finishedAt,
             idempotencyKey: idempotencyKey, outcome: outcome, ref: replyRef, replyState: replyState?.rawValue,
-            history: history?.map(\.view)
+            history: history?.map(\.view), delivery: delivery == .queued ? nil : delivery
         )
     }
 }

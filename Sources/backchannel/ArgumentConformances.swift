@@ -10,3 +10,4 @@ extension UplinkKind: ExpressibleByArgument {}
 extension WireEncoding: ExpressibleByArgument {}
 extension ExportFormat: ExpressibleByArgument {}
 extension InferredPresence: ExpressibleByArgument {}
+extension DeliveryMode: ExpressibleByArgument {}

@@ -39,6 +39,12 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "Resubmitting with the same key returns the original command.")
     var idempotencyKey: String?
 
+    @Option(
+        help:
+            "queued (store and forward, default), instant (now or refused: needs a connected device) or whenAvailable (held until the device is available, else EXPIRED)."
+    )
+    var delivery: DeliveryMode = .queued
+
     @Option(help: "Seconds the device has to report a result after acknowledging.")
     var timeout: Double?
 
@@ -60,7 +66,7 @@ struct SendCommand: AsyncParsableCommand {
         let args = try parseArguments()
         let request = SubmitCommandRequest(
             name: command, args: args, ttl: ttl, notBefore: notBefore.flatMap(Timestamp.init(rfc3339:)),
-            idempotencyKey: idempotencyKey, timeout: timeout
+            idempotencyKey: idempotencyKey, timeout: timeout, delivery: delivery == .queued ? nil : delivery
         )
         let final = try await withClient(client) { api -> CommandView in
             var view = try await api.submit(request, to: device)

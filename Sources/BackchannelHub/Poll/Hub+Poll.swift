@@ -249,6 +249,7 @@ extension Hub {
             leaseSeconds: configuration.leaseSeconds, dispatchLeadSeconds: configuration.dispatchLead
         )
         input.routed = context.route.accepted
+        input.available = presence.isAvailable(context.device)
         input.replyAcks = context.request.replyAcks
         input.replyLimit = configuration.maxRepliesPerPoll
         let cancels = directory.snapshot(context.device)?.pendingCancels ?? []
@@ -383,8 +384,9 @@ extension Hub {
     /// Whether the device has work now, answered from memory when the hub knows.
     func pendingWork(_ device: String, now: Timestamp) async throws -> PendingWork {
         let horizon = now.adding(seconds: configuration.dispatchLead)
+        let available = presence.isAvailable(device)
         guard let session = directory.snapshot(device) else {
-            return try await store.pendingWork(device: device, horizon: horizon, now: now)
+            return try await store.pendingWork(device: device, horizon: horizon, now: now).due(available: available)
         }
         if case .idle(let until, let verifiedAt) = session.workHint,
             now.seconds(since: verifiedAt) < configuration.workHintTTL,
@@ -392,7 +394,7 @@ extension Hub {
         {
             return PendingWork(dueNow: false, nextNotBefore: until)
         }
-        let work = try await store.pendingWork(device: device, horizon: horizon, now: now)
+        let work = try await store.pendingWork(device: device, horizon: horizon, now: now).due(available: available)
         if !work.anythingDue {
             directory.noteIdle(device, until: work.nextNotBefore, verifiedAt: now, version: session.workVersion)
         }
@@ -411,7 +413,11 @@ extension Hub {
                 return first
             } ?? false
         if first { events.publish(.deviceFirstSeen, at: now, device: device) }
-        if let transition = presence.contact(device, at: now, declaring: request.presence) { publish([transition]) }
+        if let transition = presence.contact(device, at: now, declaring: request.presence) {
+            publish([transition])
+            // Availability may have changed: whenAvailable commands may be due now.
+            directory.noteWork(device)
+        }
     }
 
     /// Completes the four timestamps of the device's previous exchange with its receive time and

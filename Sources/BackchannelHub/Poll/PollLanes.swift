@@ -117,6 +117,11 @@ final class PollLanes: Sendable {
         }
     }
 
+    /// Whether a poll of the device is held right now (the device is connected).
+    func isHolding(_ device: String) -> Bool {
+        lanes.withLock { $0[device]?.held != nil }
+    }
+
     /// Clears the holder's wake-up.
     func release(_ device: String) {
         lanes.withLock { table in table[device]?.held = nil }
