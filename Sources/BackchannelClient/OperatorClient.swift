@@ -108,6 +108,29 @@ public final class OperatorClient: Sendable {
         )
     }
 
+    // MARK: Campaigns
+
+    /// Starts a campaign.
+    public func startCampaign(_ request: StartCampaignRequest) async throws -> CampaignView {
+        try await call(.POST, "/v1/campaigns", body: request)
+    }
+
+    /// A campaign with its counts (and each device's command with `children`).
+    public func campaign(_ id: String, children: Bool = false) async throws -> CampaignView {
+        try await call(.GET, "/v1/campaigns/\(escape(id))", query: ["children": children ? "true" : nil])
+    }
+
+    /// Recent campaigns, newest first.
+    public func campaigns(limit: Int = 100) async throws -> [CampaignView] {
+        let page: Page<CampaignView> = try await call(.GET, "/v1/campaigns", query: ["limit": String(limit)])
+        return page.items
+    }
+
+    /// Cancels a running campaign.
+    public func cancelCampaign(_ id: String, reason: String? = nil) async throws -> CampaignView {
+        try await call(.POST, "/v1/campaigns/\(escape(id))/cancel", body: ["reason": reason])
+    }
+
     // MARK: Rendezvous
 
     /// Every rendezvous rule.

@@ -61,7 +61,7 @@ extension Hub {
         return result
     }
 
-    private func makeRecord(
+    func makeRecord(
         _ request: SubmitCommandRequest, device: String, origin: String, now: Timestamp
     ) throws(HubError) -> CommandRecord {
         guard Identifier.isValid(device) else { throw HubError.unknownDevice(device) }
@@ -202,6 +202,7 @@ extension Hub {
                 detail: "cancel"
             )
             notifyRendezvous(created: [], updated: [record])
+            await settleCampaigns([record])
             // The cancellation is committed: answer with it even if the history cannot be read.
             return record.view(history: try? await store.history(command: id))
         }

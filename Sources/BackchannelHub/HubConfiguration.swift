@@ -30,6 +30,9 @@ public struct HubConfiguration: Sendable {
     /// to hold and start on time.
     public var dispatchLead: Double = 30
 
+    /// Most devices in one campaign.
+    public var maxCampaignDevices: Int = 100_000
+
     /// Seconds an instant command has to be acknowledged before it is canceled and the device
     /// reported unavailable; also its lifetime.
     public var instantTimeout: Double = 10

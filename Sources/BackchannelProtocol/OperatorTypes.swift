@@ -295,6 +295,7 @@ public struct HubEvent: Sendable, Hashable, Codable {
         case commandSubmitted = "command.submitted"
         case commandTransition = "command.transition"
         case rendezvousRejected = "rendezvous.rejected"
+        case campaign = "campaign"
     }
 
     /// Increasing number within one hub process.

@@ -144,6 +144,29 @@ extension SQLiteMessageStore {
         migrator.registerMigration("v8-delivery-mode") { db in
             try db.execute(sql: "ALTER TABLE commands ADD COLUMN delivery TEXT NOT NULL DEFAULT 'queued'")
         }
+        migrator.registerMigration("v9-campaigns") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE campaigns (
+                      id TEXT PRIMARY KEY NOT NULL,
+                      name TEXT NOT NULL,
+                      args TEXT NOT NULL,
+                      state TEXT NOT NULL,
+                      created_at INTEGER NOT NULL,
+                      finished_at INTEGER,
+                      device_count INTEGER NOT NULL,
+                      per_minute INTEGER,
+                      abort_threshold REAL,
+                      min_finished INTEGER,
+                      until_available INTEGER NOT NULL,
+                      expires_at INTEGER NOT NULL,
+                      detail TEXT
+                    );
+                    ALTER TABLE commands ADD COLUMN campaign_id TEXT;
+                    CREATE INDEX commands_campaign ON commands(campaign_id, state) WHERE campaign_id IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -207,6 +230,7 @@ extension SQLiteMessageStore {
         }
         record.envelope = row["envelope"]
         record.delivery = DeliveryMode(rawValue: row["delivery"]) ?? .queued
+        record.campaign = row["campaign_id"]
         record.replyTo = row["reply_to"]
         record.replyRef = row["reply_ref"]
         record.replyState = (row["reply_state"] as String?).flatMap(ReplyState.init(rawValue:))
@@ -247,15 +271,15 @@ extension SQLiteMessageStore {
             sql: """
                 INSERT INTO commands (id, device_id, origin, name, args, created_at, updated_at, expires_at,
                   not_before, idempotency_key, execution_timeout_ms, state, attempt, max_attempts, reply_to, reply_ref,
-                  envelope, delivery)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  envelope, delivery, campaign_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 command.id, command.device, command.origin, command.name, try encodeJSON(command.args),
                 command.createdAt.milliseconds, command.updatedAt.milliseconds, command.expiresAt.milliseconds,
                 command.notBefore?.milliseconds, command.idempotencyKey, command.executionTimeoutMs,
                 command.state.rawValue, command.attempt, command.maxAttempts, command.replyTo, command.replyRef,
-                command.envelope, command.delivery.rawValue,
+                command.envelope, command.delivery.rawValue, command.campaign,
             ]
         )
         try insert(.created(command), db)

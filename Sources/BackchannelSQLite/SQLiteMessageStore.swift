@@ -181,6 +181,10 @@ public final class SQLiteMessageStore: MessageStore {
             conditions.append("reply_ref = ?")
             _ = arguments.append(contentsOf: [ref])
         }
+        if let campaign = query.campaign {
+            conditions.append("campaign_id = ?")
+            _ = arguments.append(contentsOf: [campaign])
+        }
         if let before = query.before {
             conditions.append("rowid < (SELECT rowid FROM commands WHERE id = ?)")
             _ = arguments.append(contentsOf: [before])
@@ -443,6 +447,81 @@ public final class SQLiteMessageStore: MessageStore {
                     range.lowerBound.milliseconds, limit,
                 ]
             ).map(Self.uplinkRecord(from:))
+        }
+    }
+
+    // MARK: Campaigns
+
+    public func insertCampaign(_ campaign: CampaignRecord, children: [CommandRecord]) async throws {
+        let args = try Self.encodeJSON(campaign.args)
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO campaigns (id, name, args, state, created_at, device_count, per_minute,
+                      abort_threshold, min_finished, until_available, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    campaign.id, campaign.name, args, campaign.state.rawValue, campaign.createdAt.milliseconds,
+                    campaign.deviceCount, campaign.perMinute, campaign.abortThreshold, campaign.minFinished,
+                    campaign.untilAvailable, campaign.expiresAt.milliseconds,
+                ]
+            )
+            for child in children {
+                guard
+                    try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE id = ?", arguments: [child.device]) == true
+                else { throw StoreError.unknownDevice(child.device) }
+                try Self.insert(child, db)
+            }
+            return ((), true)
+        }
+    }
+
+    static func campaign(from row: Row) throws -> CampaignRecord {
+        guard let state = CampaignState(rawValue: row["state"]) else { throw StoreError.corrupt("campaign state") }
+        var record = CampaignRecord(
+            id: row["id"], name: row["name"], args: try decodeJSON(JSONValue.self, row["args"]),
+            createdAt: Timestamp(milliseconds: row["created_at"]), deviceCount: row["device_count"],
+            perMinute: row["per_minute"], abortThreshold: row["abort_threshold"], minFinished: row["min_finished"],
+            untilAvailable: row["until_available"], expiresAt: Timestamp(milliseconds: row["expires_at"]))
+        record.state = state
+        record.finishedAt = (row["finished_at"] as Int64?).map(Timestamp.init(milliseconds:))
+        record.detail = row["detail"]
+        return record
+    }
+
+    public func campaign(id: String) async throws -> CampaignRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM campaigns WHERE id = ?", arguments: [id]).map(Self.campaign(from:))
+        }
+    }
+
+    public func campaigns(limit: Int) async throws -> [CampaignRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM campaigns ORDER BY rowid DESC LIMIT ?", arguments: [limit])
+                .map(Self.campaign(from:))
+        }
+    }
+
+    public func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?) async throws -> Bool {
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE campaigns SET state = ?, finished_at = ?, detail = ? WHERE id = ? AND state = 'running'",
+                arguments: [state.rawValue, at.milliseconds, detail, id])
+            return (db.changesCount > 0, db.changesCount > 0)
+        }
+    }
+
+    public func campaignCounts(id: String) async throws -> [MessageState: Int] {
+        try await pool.read { db in
+            var counts: [MessageState: Int] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT state, COUNT(*) AS n FROM commands WHERE campaign_id = ? GROUP BY state",
+                arguments: [id])
+            {
+                if let state = MessageState(rawValue: row["state"]) { counts[state] = row["n"] }
+            }
+            return counts
         }
     }
 

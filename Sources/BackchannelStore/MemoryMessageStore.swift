@@ -13,6 +13,8 @@ public actor MemoryMessageStore: MessageStore {
     private var insertion: [String: Int] = [:]
     private var rulesInOrder: [RendezvousRule] = []
     private var presence: [String: PresenceView] = [:]
+    private var campaignsByID: [String: CampaignRecord] = [:]
+    private var campaignOrder: [String] = []
     private var presenceLog: [PresenceTransition] = []
     private let writes = Atomic<UInt64>(0)
 
@@ -83,6 +85,7 @@ public actor MemoryMessageStore: MessageStore {
                 && (query.state == nil || record.state == query.state)
                 && (query.replyTo == nil || record.replyTo == query.replyTo)
                 && (query.ref == nil || record.replyRef == query.ref)
+                && (query.campaign == nil || record.campaign == query.campaign)
                 && (before == nil || insertion[record.id]! < before!)
         }.sorted { insertion[$0.id]! > insertion[$1.id]! }.prefix(query.limit).map { $0 }
     }
@@ -247,6 +250,40 @@ public actor MemoryMessageStore: MessageStore {
             record.device == device && (kind == nil || record.item.kind == kind) && range.contains(record.item.at)
                 && (cursor.map { (record.item.at, record.seq) > ($0.at, $0.seq) } ?? true)
         }.sorted { ($0.item.at, $0.seq) < ($1.item.at, $1.seq) }.prefix(limit).map { $0 }
+    }
+
+    public func insertCampaign(_ campaign: CampaignRecord, children: [CommandRecord]) throws {
+        guard campaignsByID[campaign.id] == nil else { throw StoreError.conflict("campaign exists") }
+        if let missing = children.first(where: { devicesByID[$0.device] == nil }) {
+            throw StoreError.unknownDevice(missing.device)
+        }
+        campaignsByID[campaign.id] = campaign
+        campaignOrder.append(campaign.id)
+        for child in children {
+            commandsByID[child.id] = child
+            insertion[child.id] = insertion.count
+            historyByCommand[child.id] = [.created(child)]
+        }
+        committed()
+    }
+
+    public func campaign(id: String) -> CampaignRecord? { campaignsByID[id] }
+
+    public func campaigns(limit: Int) -> [CampaignRecord] {
+        campaignOrder.reversed().prefix(limit).compactMap { campaignsByID[$0] }
+    }
+
+    public func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?) -> Bool {
+        guard campaignsByID[id]?.state == .running else { return false }
+        campaignsByID[id]?.state = state
+        campaignsByID[id]?.finishedAt = at
+        campaignsByID[id]?.detail = detail
+        committed()
+        return true
+    }
+
+    public func campaignCounts(id: String) -> [MessageState: Int] {
+        commandsByID.values.filter { $0.campaign == id }.reduce(into: [:]) { $0[$1.state, default: 0] += 1 }
     }
 
     public func recordPresence(_ states: [PresenceView], transitions: [PresenceTransition]) {

@@ -60,6 +60,19 @@ public protocol MessageStore: Sendable {
     /// The earliest deadline among non-terminal commands, if any.
     func nextDeadline() async throws -> Timestamp?
 
+    // MARK: Campaigns
+
+    /// Stores a campaign and all its child commands, in one transaction.
+    func insertCampaign(_ campaign: CampaignRecord, children: [CommandRecord]) async throws
+    /// The campaign with this id.
+    func campaign(id: String) async throws -> CampaignRecord?
+    /// Campaigns, newest first.
+    func campaigns(limit: Int) async throws -> [CampaignRecord]
+    /// Ends a running campaign. Returns false when it was not running.
+    func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?) async throws -> Bool
+    /// The campaign's children by state.
+    func campaignCounts(id: String) async throws -> [MessageState: Int]
+
     // MARK: Presence
 
     /// Saves presence states and appends transitions to the history, in one transaction (a
@@ -152,6 +165,8 @@ public struct CommandQuery: Sendable, Hashable {
     public var replyTo: String?
     /// Only rendezvous requests with this sender's `ref`.
     public var ref: String?
+    /// Only children of this campaign.
+    public var campaign: String?
     /// Return commands submitted before the command with this id (a page cursor).
     public var before: String?
     public var limit: Int
@@ -159,8 +174,9 @@ public struct CommandQuery: Sendable, Hashable {
     /// Creates a query.
     public init(
         device: String? = nil, state: MessageState? = nil, replyTo: String? = nil, ref: String? = nil,
-        before: String? = nil, limit: Int = 100
+        campaign: String? = nil, before: String? = nil, limit: Int = 100
     ) {
+        self.campaign = campaign
         self.device = device
         self.state = state
         self.replyTo = replyTo

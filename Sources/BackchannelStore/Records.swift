@@ -76,6 +76,8 @@ public struct CommandRecord: Sendable, Hashable {
     public var envelope: String?
     /// How the command is delivered.
     public var delivery: DeliveryMode = .queued
+    /// The campaign this command is a child of.
+    public var campaign: String?
 
     public var state: MessageState
     /// Deliveries so far.
@@ -241,4 +243,39 @@ public enum ReplyState: String, Sendable, Hashable, CaseIterable {
     case sent
     /// The sender acknowledged it (`replyAcks`).
     case acked
+}
+
+/// A campaign: one command sent to many devices, each as a child command.
+public struct CampaignRecord: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var args: JSONValue
+    public var state: CampaignState
+    public var createdAt: Timestamp
+    public var finishedAt: Timestamp?
+    public var deviceCount: Int
+    public var perMinute: Int?
+    public var abortThreshold: Double?
+    public var minFinished: Int?
+    public var untilAvailable: Bool
+    public var expiresAt: Timestamp
+    public var detail: String?
+
+    /// Creates a running campaign.
+    public init(
+        id: String, name: String, args: JSONValue, createdAt: Timestamp, deviceCount: Int, perMinute: Int?,
+        abortThreshold: Double?, minFinished: Int?, untilAvailable: Bool, expiresAt: Timestamp
+    ) {
+        self.id = id
+        self.name = name
+        self.args = args
+        self.state = .running
+        self.createdAt = createdAt
+        self.deviceCount = deviceCount
+        self.perMinute = perMinute
+        self.abortThreshold = abortThreshold
+        self.minFinished = minFinished
+        self.untilAvailable = untilAvailable
+        self.expiresAt = expiresAt
+    }
 }

@@ -266,6 +266,7 @@ extension Hub {
         _ = remember(context, response)
         directory.forgetWork(context.device)
         record(outcome, context)
+        await settleCampaigns(outcome.plan.updated)
         return Sent(
             response: response, dispatched: !outcome.plan.dispatched.isEmpty || !outcome.replies.isEmpty,
             stored: stored, cancels: cancels)

@@ -113,6 +113,32 @@ extension Hub {
         api.post("devices/:id/presence/refresh") { _, context -> Response in
             try jsonResponse(try await self.refreshPresence(try context.pathID()))
         }
+        api.post("campaigns") { request, _ -> Response in
+            let body = try await request.decodeJSON(StartCampaignRequest.self, limit: bodyLimit)
+            return try jsonResponse(try await self.startCampaign(body), status: .created)
+        }
+        api.get("campaigns") { request, _ -> Response in
+            let limit = try request.intQuery("limit", default: 100, range: 1...1000)
+            return try jsonResponse(Page(items: try await self.campaigns(limit: limit), nextCursor: nil))
+        }
+        api.get("campaigns/:id") { request, context -> Response in
+            let children = request.query("children").map { $0 == "true" || $0 == "1" } ?? false
+            return try jsonResponse(try await self.campaign(try context.pathID(), children: children))
+        }
+        api.post("campaigns/:id/cancel") { request, context -> Response in
+            let id = try context.pathID()
+            var reason: String?
+            let body = try await request.collectBody(limit: bodyLimit)
+            if !body.isEmpty {
+                do {
+                    reason = try WireJSON.decode(CancelCommandRequest.self, from: body).reason
+                } catch {
+                    throw HubError.malformed(WireJSON.describe(error))
+                }
+            }
+            if let reason, reason.utf8.count > 1024 { throw HubError.malformed("reason: longer than 1024 bytes") }
+            return try jsonResponse(try await self.cancelCampaign(id, reason: reason))
+        }
         api.get("rendezvous/rules") { _, _ -> Response in
             try jsonResponse(Page(items: try await self.rendezvousRules(), nextCursor: nil))
         }

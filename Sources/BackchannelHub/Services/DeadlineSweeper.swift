@@ -31,6 +31,7 @@ extension Hub {
                 all += plan.transitions
                 publish(plan.transitions)
                 notifyRendezvous(created: [], updated: plan.updated)
+                await settleCampaigns(plan.updated)
                 for record in plan.updated where record.state == .queued {
                     directory.noteWork(record.device)
                     lanes.notifyWork(record.device)

@@ -84,6 +84,15 @@ final class GatedStore: MessageStore {
     }
     func nextDeadline() async throws -> Timestamp? { try await inner.nextDeadline() }
     func insertRule(_ rule: RendezvousRule) async throws { try await inner.insertRule(rule) }
+    func insertCampaign(_ campaign: CampaignRecord, children: [CommandRecord]) async throws {
+        try await inner.insertCampaign(campaign, children: children)
+    }
+    func campaign(id: String) async throws -> CampaignRecord? { try await inner.campaign(id: id) }
+    func campaigns(limit: Int) async throws -> [CampaignRecord] { try await inner.campaigns(limit: limit) }
+    func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?) async throws -> Bool {
+        try await inner.finishCampaign(id: id, state: state, at: at, detail: detail)
+    }
+    func campaignCounts(id: String) async throws -> [MessageState: Int] { try await inner.campaignCounts(id: id) }
     func recordPresence(_ states: [PresenceView], transitions: [PresenceTransition]) async throws {
         try await inner.recordPresence(states, transitions: transitions)
     }
