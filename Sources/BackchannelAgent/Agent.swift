@@ -16,7 +16,7 @@ public actor Agent {
     public nonisolated let configuration: AgentConfiguration
     /// Clock offset to the hub, estimated from each exchange.
     public nonisolated let clock: ClockSync
-    let client: HubClient
+    nonisolated let client: HubClient
     private let outbox: DurableOutbox
     private let mailbox: PeerMailbox
     /// Rendezvous replies stored and not yet acknowledged to the hub.
@@ -180,6 +180,9 @@ public actor Agent {
 
     /// Asks the poll loop to poll now, superseding a held long-poll.
     public func pollNow() { activity() }
+
+    /// The HTTP client the agent polls with (for other downloads over the same outbound channel).
+    public nonisolated var hubClient: HubClient { client }
 
     /// Uplink items not yet confirmed stored by the hub.
     public var outboxCount: Int { outbox.count }

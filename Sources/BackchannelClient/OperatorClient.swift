@@ -108,6 +108,30 @@ public final class OperatorClient: Sendable {
         )
     }
 
+    // MARK: Firmware artifacts
+
+    /// Uploads a firmware artifact; the hub checks it against `sha256` when given.
+    public func uploadArtifact(_ data: Data, name: String?, sha256: String? = nil) async throws -> ArtifactInfoView {
+        var request = HTTPClientRequest(url: url("/v1/artifacts", query: ["name": name, "sha256": sha256]))
+        request.method = .POST
+        authorize(&request)
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        request.body = .bytes(ByteBuffer(bytes: data))
+        let response = try await http.execute(request, timeout: .seconds(600))
+        let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw OperatorClientError(
+                status: Int(response.status.code), body: try? WireJSON.decode(ErrorBody.self, from: body))
+        }
+        return try WireJSON.decode(ArtifactInfoView.self, from: body)
+    }
+
+    /// Every artifact, oldest first.
+    public func artifacts() async throws -> [ArtifactInfoView] {
+        let page: Page<ArtifactInfoView> = try await call(.GET, "/v1/artifacts")
+        return page.items
+    }
+
     // MARK: Campaigns
 
     /// Starts a campaign.

@@ -51,6 +51,9 @@ public func buildRouter(hub: Hub) -> Router<HubRequestContext> {
     }
     hub.addPollRoutes(to: router)
     hub.addRESTRoutes(to: router)
+    if let artifacts = hub.artifacts {
+        hub.addArtifactRoutes(to: router, artifacts: artifacts, maxUploadBytes: hub.configuration.maxArtifactBytes)
+    }
     hub.addOperatorRoutes(to: router)
     return router
 }

@@ -27,6 +27,8 @@ public final class Hub: Sendable {
     let directory: DeviceDirectory
     /// Presence: declared and inferred states, deadlines, history.
     public let presence: PresenceService
+    /// Firmware artifacts, when ``HubConfiguration/artifactsDirectory`` is set.
+    public let artifacts: ArtifactStore?
     let lanes = PollLanes()
     /// Rendezvous rules, loaded from the store on first use and dropped on every change.
     let cachedRules = Mutex(RulesCache())
@@ -46,6 +48,17 @@ public final class Hub: Sendable {
         self.logger = logger
         self.directory = DeviceDirectory(store: store)
         self.presence = PresenceService(grace: configuration.presenceGrace)
+        var artifacts: ArtifactStore?
+        if let directory = configuration.artifactsDirectory {
+            do {
+                artifacts = try ArtifactStore(directory: directory, clock: clock)
+            } catch {
+                logger.error(
+                    "the artifact directory cannot be opened; firmware routes are off",
+                    metadata: ["error": "\(error)"])
+            }
+        }
+        self.artifacts = artifacts
     }
 
     /// Wakes every held poll and ends every event stream (graceful shutdown).

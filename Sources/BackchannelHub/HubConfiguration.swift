@@ -1,4 +1,5 @@
 public import BackchannelProtocol
+public import Foundation
 
 /// Everything a hub can be tuned with. Every field has a production default.
 public struct HubConfiguration: Sendable {
@@ -29,6 +30,11 @@ public struct HubConfiguration: Sendable {
     /// Commands with a `notBefore` this many seconds ahead are dispatched early, for the device
     /// to hold and start on time.
     public var dispatchLead: Double = 30
+
+    /// Where firmware artifacts are kept (content-addressed); nil disables the artifact routes.
+    public var artifactsDirectory: URL?
+    /// Largest artifact accepted by `POST /v1/artifacts`.
+    public var maxArtifactBytes: Int = 512 << 20
 
     /// Most devices in one campaign.
     public var maxCampaignDevices: Int = 100_000

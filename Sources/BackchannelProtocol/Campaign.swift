@@ -107,3 +107,15 @@ public struct CampaignView: Sendable, Hashable, Codable {
         self.children = children
     }
 }
+
+/// A firmware artifact as the operator API shows it.
+public struct ArtifactInfoView: Sendable, Hashable, Codable {
+    /// Lower-case hex SHA-256 of the content: its address.
+    public var sha256: String
+    /// Bytes.
+    public var size: Int64
+    /// The name given at upload.
+    public var name: String?
+    /// When it was first uploaded.
+    public var uploadedAt: Timestamp
+}

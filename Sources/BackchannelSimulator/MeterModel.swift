@@ -9,6 +9,7 @@ public final class MeterModel: Sendable {
         var kWh: Double
         var lastSample: Timestamp
         var relayClosed = true
+        var firmware: String?
         var interval: Double
         var clockSkew: Double
         var rng: SplitMix
@@ -49,6 +50,12 @@ public final class MeterModel: Sendable {
             return state.clockSkew
         }
     }
+
+    /// The SHA-256 of the firmware installed last, if any was installed.
+    public var firmware: String? { state.withLock { $0.firmware } }
+
+    /// Records an installed firmware image.
+    public func setFirmware(_ sha256: String) { state.withLock { $0.firmware = sha256 } }
 
     /// Opens or closes the relay; returns whether it changed.
     public func setRelay(closed: Bool) -> Bool {

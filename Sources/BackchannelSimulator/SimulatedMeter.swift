@@ -27,10 +27,12 @@ public final class SimulatedMeter: Sendable {
     ///   - model: the meter physics.
     ///   - client: shared HTTP client for fleets.
     ///   - log: where executions are recorded.
+    ///   - corruptFirmware: damage firmware downloads, so they fail verification (a test case).
     public init(
         configuration: AgentConfiguration, model: MeterModel, client: HubClient? = nil, log: ExecutionLog? = nil,
-        logger: Logger? = nil
+        logger: Logger? = nil, corruptFirmware: Bool = false
     ) async throws {
+        self.corruptFirmware = corruptFirmware
         var configuration = configuration
         configuration.deviceClock = { model.deviceNow() }
         self.id = configuration.deviceID
@@ -47,6 +49,8 @@ public final class SimulatedMeter: Sendable {
 
     /// Where the relay position is kept.
     private let relayFile: URL
+    /// Whether firmware downloads are damaged (the corrupted-download case).
+    private let corruptFirmware: Bool
 
     /// Runs the agent and the periodic readings until cancelled.
     public func run() async {
@@ -113,6 +117,10 @@ public final class SimulatedMeter: Sendable {
             throw InvalidArguments("set-time needs {\"time\": RFC 3339} or {\"offset\": seconds}")
         }
         await handle("gather") { request in try await Self.gather(request, agent: agent) }
+        let corrupt = corruptFirmware
+        await handle("firmware.install") { request in
+            try await Self.installFirmware(request, agent: agent, model: model, corrupt: corrupt)
+        }
     }
 
     /// Asks each peer for a command through the hub and collects the outcomes, keyed by peer.

@@ -24,6 +24,8 @@ public struct FleetConfiguration: Sendable {
     public var longPoll: Double = 25
     /// The binding the meters speak.
     public var encoding: WireEncoding = .json
+    /// Meters whose firmware downloads are damaged (the corrupted-download case).
+    public var corruptFirmware: Set<String> = []
     /// Commands each meter runs at once.
     public var concurrency: Int = 4
     /// Where executions are logged; default `<stateDirectory>/executions.jsonl`.
@@ -95,7 +97,8 @@ public final class SimulatorFleet: Sendable {
             let model = MeterModel(seed: UInt64(index + 1) &* 7919, interval: configuration.interval)
             meters.append(
                 try await SimulatedMeter(
-                    configuration: agentConfiguration, model: model, client: client, log: log, logger: logger)
+                    configuration: agentConfiguration, model: model, client: client, log: log, logger: logger,
+                    corruptFirmware: configuration.corruptFirmware.contains(id))
             )
         }
         progress("started \(meters.count) simulated meters")

@@ -171,6 +171,7 @@ struct RunningHub {
         }
         var configuration = options.configuration()
         configuration.operatorTokenHash = Credentials.hash(token)
+        configuration.artifactsDirectory = dataDirectory.appendingPathComponent("artifacts")
         let hub = Hub(configuration: configuration, store: store, logger: Logger(label: logLabel))
         return RunningHub(
             hub: hub, dataDirectory: dataDirectory, token: token, tokenSource: source,

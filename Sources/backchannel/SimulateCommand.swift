@@ -45,6 +45,11 @@ struct SimulateCommand: AsyncParsableCommand {
     var encoding: WireEncoding = .json
 
     @Option(
+        name: .customLong("corrupt-firmware"),
+        help: "A meter whose firmware downloads arrive damaged, to exercise the failure path (repeatable).")
+    var corruptFirmware: [String] = []
+
+    @Option(
         help:
             "Operator token, used only to provision devices without saved credentials (default: $BACKCHANNEL_TOKEN or the saved one)."
     )
@@ -76,6 +81,7 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.interval = interval
         configuration.longPoll = longPoll
         configuration.encoding = encoding
+        configuration.corruptFirmware = Set(corruptFirmware)
         let fleet: SimulatorFleet
         do {
             fleet = try await SimulatorFleet.start(configuration, logger: Logger(label: "backchannel.sim")) {
