@@ -108,6 +108,32 @@ public final class OperatorClient: Sendable {
         )
     }
 
+    // MARK: Alarms
+
+    /// Replaces the alarm rules and escalation lists (`body` is the JSON configuration).
+    public func setAlarmConfiguration(_ body: JSONValue) async throws -> JSONValue {
+        try await call(.PUT, "/v1/alarms/config", body: body)
+    }
+
+    /// The alarm rules and escalation lists.
+    public func alarmConfiguration() async throws -> JSONValue { try await call(.GET, "/v1/alarms/config") }
+
+    /// Open alarms (or every alarm kept, with `all`).
+    public func alarms(all: Bool = false) async throws -> [JSONValue] {
+        let page: Page<JSONValue> = try await call(.GET, "/v1/alarms", query: ["all": all ? "true" : nil])
+        return page.items
+    }
+
+    /// Acknowledges an alarm as `operator`.
+    public func acknowledgeAlarm(_ id: String, operator name: String) async throws -> JSONValue {
+        try await call(.POST, "/v1/alarms/\(escape(id))/ack", body: ["operator": name])
+    }
+
+    /// Alarm changes, live; with `operator`, that operator is present while the stream is open.
+    public func alarmEvents(operator name: String?) -> AsyncThrowingStream<HubEvent, any Error> {
+        events(path: "/v1/alarms/events", query: ["operator": name])
+    }
+
     // MARK: Firmware artifacts
 
     /// Uploads a firmware artifact; the hub checks it against `sha256` when given.

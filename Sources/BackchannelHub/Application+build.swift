@@ -26,7 +26,8 @@ public func buildApplication(
         logger: hub.logger
     )
     app.addServices(
-        DeadlineSweeper(hub: hub), LastSeenFlusher(hub: hub), PresenceMonitor(hub: hub), ShutdownSignaller(hub: hub))
+        DeadlineSweeper(hub: hub), LastSeenFlusher(hub: hub), PresenceMonitor(hub: hub), AlarmTicker(hub: hub),
+        ShutdownSignaller(hub: hub))
     return app
 }
 

@@ -27,6 +27,8 @@ public final class Hub: Sendable {
     let directory: DeviceDirectory
     /// Presence: declared and inferred states, deadlines, history.
     public let presence: PresenceService
+    /// Alarms on device status values, with escalation.
+    public let alarms = AlarmService()
     /// Firmware artifacts, when ``HubConfiguration/artifactsDirectory`` is set.
     public let artifacts: ArtifactStore?
     let lanes = PollLanes()

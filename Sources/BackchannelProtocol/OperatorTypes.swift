@@ -296,6 +296,7 @@ public struct HubEvent: Sendable, Hashable, Codable {
         case commandTransition = "command.transition"
         case rendezvousRejected = "rendezvous.rejected"
         case campaign = "campaign"
+        case alarm = "alarm"
     }
 
     /// Increasing number within one hub process.

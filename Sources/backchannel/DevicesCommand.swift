@@ -44,7 +44,8 @@ struct DevicesCommand: AsyncParsableCommand {
                     ["declared", view.presence.map { $0.state.rawValue + ($0.note.map { " — \($0)" } ?? "") } ?? "-"],
                     [
                         "clock offset",
-                        view.clockOffset.map { String(format: "%+.3f s (delay %.3f s)", $0, view.clockDelay ?? 0) } ?? "-",
+                        view.clockOffset.map { String(format: "%+.3f s (delay %.3f s)", $0, view.clockDelay ?? 0) }
+                            ?? "-",
                     ],
                     ["pending commands", view.pendingCommands.map(String.init) ?? "-"],
                     [

@@ -94,6 +94,15 @@ extension Hub {
         noteContact(device, request, at: receivedAt)
         if sequenced { directory.update(device) { $0.lastSeq = request.seq } }
         if let sample = request.clockSample { noteClock(device, sample) }
+        // Status values and readings feed the alarm rules.
+        if let status = request.presence?.status {
+            await evaluateAlarms(device: device, values: status, at: receivedAt)
+        }
+        for item in request.uplink where item.kind == .reading {
+            if case .object(let values) = item.data {
+                await evaluateAlarms(device: device, values: values, at: receivedAt)
+            }
+        }
 
         do {
             let context = PollContext(

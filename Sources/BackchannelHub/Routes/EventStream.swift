@@ -12,8 +12,10 @@ extension Hub {
         eventStream { device == nil || $0.device == device }
     }
 
-    /// Server-sent events of the events `include` accepts.
-    func eventStream(_ include: @escaping @Sendable (HubEvent) -> Bool) -> Response {
+    /// Server-sent events of the events `include` accepts; `onClose` runs when the stream ends.
+    func eventStream(
+        onClose: @escaping @Sendable () -> Void = {}, _ include: @escaping @Sendable (HubEvent) -> Bool
+    ) -> Response {
         let events = self.events.subscribe()
         let (lines, sink) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(10_000))
         let forward = Task {
@@ -38,6 +40,7 @@ extension Hub {
                 defer {
                     forward.cancel()
                     heartbeat.cancel()
+                    onClose()
                 }
                 try await writer.write(ByteBuffer(string: ": connected\n\n"))
                 for await line in lines.cancelOnGracefulShutdown() {

@@ -139,6 +139,35 @@ extension Hub {
             if let reason, reason.utf8.count > 1024 { throw HubError.malformed("reason: longer than 1024 bytes") }
             return try jsonResponse(try await self.cancelCampaign(id, reason: reason))
         }
+        api.get("alarms/config") { _, _ -> Response in try jsonResponse(self.alarms.configuration) }
+        api.put("alarms/config") { request, _ -> Response in
+            let body = try await request.decodeJSON(AlarmConfiguration.self, limit: bodyLimit)
+            return try jsonResponse(try self.configureAlarms(body))
+        }
+        api.get("alarms") { request, _ -> Response in
+            let all = request.query("all").map { $0 == "true" || $0 == "1" } ?? false
+            return try jsonResponse(Page(items: self.alarms.alarms(includeClosed: all), nextCursor: nil))
+        }
+        api.get("alarms/events") { request, _ -> Response in
+            // An operator's live subscription is the operator's presence for escalation.
+            let name = request.query("operator")
+            if let name, !Identifier.isValid(name, maxBytes: 64) {
+                throw HubError.malformed("operator: not a valid name")
+            }
+            if let name { self.operatorPresence(name, connected: true) }
+            return self.eventStream(onClose: {
+                if let name { self.operatorPresence(name, connected: false) }
+            }) { $0.type == .alarm }
+        }
+        api.get("alarms/:id") { _, context -> Response in
+            let id = try context.pathID()
+            guard let alarm = self.alarms.alarm(id) else { throw HubError.notFound("no alarm '\(id)'") }
+            return try jsonResponse(alarm)
+        }
+        api.post("alarms/:id/ack") { request, context -> Response in
+            let body = try await request.decodeJSON(AcknowledgeAlarmRequest.self, limit: bodyLimit)
+            return try jsonResponse(try self.acknowledgeAlarm(try context.pathID(), by: body.operator))
+        }
         api.get("rendezvous/rules") { _, _ -> Response in
             try jsonResponse(Page(items: try await self.rendezvousRules(), nextCursor: nil))
         }
@@ -167,6 +196,11 @@ extension Hub {
         }
         return try await commands(device: device, state: state, cursor: request.query("cursor"), limit: limit)
     }
+}
+
+/// Body of `POST /v1/alarms/{id}/ack`.
+struct AcknowledgeAlarmRequest: Codable {
+    var `operator`: String
 }
 
 /// Body of `POST /v1/commands/{id}/cancel` (optional).

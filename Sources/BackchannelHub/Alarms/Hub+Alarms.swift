@@ -1,0 +1,164 @@
+public import BackchannelProtocol
+import BackchannelStore
+import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// The alarm configuration: rules on status values, and who is alerted in which order.
+public struct AlarmConfiguration: Sendable, Hashable, Codable {
+    /// The rules.
+    public var rules: [AlarmRule]
+    /// The escalation lists.
+    public var escalation: EscalationPolicy
+
+    /// Creates a configuration.
+    public init(rules: [AlarmRule], escalation: EscalationPolicy) {
+        self.rules = rules
+        self.escalation = escalation
+    }
+}
+
+/// The hub's alarms: the ``AlarmEngine`` under a lock, fed by device status values and
+/// readings, with operators' presence from their live alarm subscriptions.
+public final class AlarmService: Sendable {
+    private struct State {
+        var engine: AlarmEngine
+        /// Open subscriptions per operator: an operator with one is present.
+        var connections: [String: Int] = [:]
+    }
+
+    private let state: Mutex<State>
+
+    init() {
+        // An empty configuration cannot be invalid.
+        self.state = Mutex(State(engine: try! AlarmEngine(rules: [])))
+    }
+
+    /// The current configuration.
+    public var configuration: AlarmConfiguration {
+        state.withLock { AlarmConfiguration(rules: $0.engine.rules, escalation: $0.engine.escalation) }
+    }
+
+    /// Replaces the rules and lists. Open alarms are kept only under an unchanged engine;
+    /// a new configuration starts with none (they are in the history of the events).
+    func configure(_ configuration: AlarmConfiguration, at now: Timestamp) throws(AlarmError) -> [AlarmEvent] {
+        var engine = try AlarmEngine(rules: configuration.rules, escalation: configuration.escalation)
+        return state.withLock { state in
+            var events: [AlarmEvent] = []
+            for (id, count) in state.connections where count > 0 {
+                events += engine.setOperator(id, available: true, at: now)
+            }
+            state.engine = engine
+            return events
+        }
+    }
+
+    func evaluate(device: String, labels: [String: String], values: [String: JSONValue], at now: Timestamp)
+        -> [AlarmEvent]
+    {
+        state.withLock { $0.engine.evaluate(device: device, labels: labels, values: values, at: now) }
+    }
+
+    func tick(at now: Timestamp) -> [AlarmEvent] {
+        state.withLock { state in
+            state.engine.prune(clearedBefore: now.adding(seconds: -7 * 86_400))
+            return state.engine.tick(at: now)
+        }
+    }
+
+    func acknowledge(_ id: String, by operatorID: String, at now: Timestamp) throws(AlarmError) -> [AlarmEvent] {
+        try state.withLock { state throws(AlarmError) in try state.engine.acknowledge(id, by: operatorID, at: now) }
+    }
+
+    /// An operator's subscription opened (present) or closed (absent when it was the last).
+    func operatorConnected(_ id: String, _ connected: Bool, at now: Timestamp) -> [AlarmEvent] {
+        state.withLock { state in
+            let count = max(0, (state.connections[id] ?? 0) + (connected ? 1 : -1))
+            state.connections[id] = count == 0 ? nil : count
+            return state.engine.setOperator(id, available: count > 0, at: now)
+        }
+    }
+
+    /// Alarms, open ones first, then the most recent others.
+    public func alarms(includeClosed: Bool) -> [Alarm] {
+        state.withLock { state in
+            includeClosed ? state.engine.allAlarms.reversed() : state.engine.openAlarms
+        }
+    }
+
+    /// One alarm.
+    public func alarm(_ id: String) -> Alarm? { state.withLock { $0.engine.alarm(id) } }
+
+    /// Operators present now.
+    public var presentOperators: [String] { state.withLock { $0.connections.keys.sorted() } }
+}
+
+extension Hub {
+    /// Replaces the alarm configuration.
+    public func configureAlarms(_ configuration: AlarmConfiguration) throws(HubError) -> AlarmConfiguration {
+        do {
+            publish(try alarms.configure(configuration, at: clock.now()))
+        } catch {
+            throw HubError.malformed(error.description)
+        }
+        return alarms.configuration
+    }
+
+    /// Acknowledges an alarm; only the first acknowledgement counts.
+    public func acknowledgeAlarm(_ id: String, by operatorID: String) throws(HubError) -> Alarm {
+        guard Identifier.isValid(operatorID, maxBytes: 64) else {
+            throw HubError.malformed("operator: not a valid name")
+        }
+        do {
+            publish(try alarms.acknowledge(id, by: operatorID, at: clock.now()))
+        } catch let error where error.isUnknownAlarm {
+            throw HubError.notFound("no alarm '\(id)'")
+        } catch {
+            throw HubError.conflict(error.description)
+        }
+        guard let alarm = alarms.alarm(id) else { throw HubError.notFound("no alarm '\(id)'") }
+        return alarm
+    }
+
+    /// Feeds a device's values (presence status, reading data) to the alarm rules.
+    func evaluateAlarms(device: String, values: [String: JSONValue], at now: Timestamp) async {
+        guard !alarms.configuration.rules.isEmpty else { return }
+        let labels = (try? await store.device(id: device))?.labels ?? [:]
+        publish(alarms.evaluate(device: device, labels: labels, values: values, at: now))
+    }
+
+    /// Marks an operator present (a dashboard or CLI session opened) or gone (it closed). The
+    /// alarm subscription `GET /v1/alarms/events?operator=` does this for its lifetime.
+    public func operatorPresence(_ name: String, connected: Bool) {
+        publish(alarms.operatorConnected(name, connected, at: clock.now()))
+    }
+
+    /// Applies due escalations.
+    public func alarmTick() {
+        publish(alarms.tick(at: clock.now()))
+    }
+
+    /// Publishes alarm changes as `alarm` events.
+    func publish(_ changes: [AlarmEvent]) {
+        for change in changes {
+            let data = (try? WireJSON.encode(change)).flatMap { try? WireJSON.decode(JSONValue.self, from: $0) }
+            events.publish(
+                .alarm, at: change.step.at, device: change.device,
+                detail: "\(change.step.kind.rawValue) \(change.name)", data: data)
+        }
+    }
+}
+
+/// Applies alarm escalations every second.
+public struct AlarmTicker: Service {
+    let hub: Hub
+
+    /// Creates the ticker for a hub.
+    public init(hub: Hub) {
+        self.hub = hub
+    }
+
+    public func run() async throws {
+        await repeatUntilShutdown(every: 1) { hub.alarmTick() }
+    }
+}
