@@ -2,6 +2,7 @@ import BackchannelStore
 public import Foundation
 import HTTPTypes
 public import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 public import ServiceLifecycle
@@ -17,6 +18,11 @@ public func buildApplication(
     let router = buildRouter(hub: hub)
     var app = Application(
         router: router,
+        server: .http1WebSocketUpgrade(
+            configuration: .init(ws: .init(maxFrameSize: hub.configuration.maxBodyBytes))
+        ) { request, _, _ in
+            await hub.shouldUpgrade(request)
+        },
         configuration: .init(
             address: .hostname(hub.configuration.host, port: hub.configuration.port),
             serverName: "backchannel",

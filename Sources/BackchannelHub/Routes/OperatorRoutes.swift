@@ -95,6 +95,10 @@ extension Hub {
                 try await self.presencePage(
                     state: state, available: available, cursor: request.query("cursor"), limit: limit))
         }
+        api.get("presence/ws") { _, _ -> Response in
+            // Reached only when the WebSocket upgrade was not asked for (the token was accepted).
+            throw HubError(.upgradeRequired, ErrorCode.malformed, "open a WebSocket here for presence changes")
+        }
         api.get("presence/events") { request, _ -> Response in
             let devices = request.query("device").map { Set($0.split(separator: ",").map(String.init)) }
             let states = request.query("state").map { Set($0.split(separator: ",").map(String.init)) }

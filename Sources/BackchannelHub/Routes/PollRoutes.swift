@@ -15,6 +15,12 @@ extension Hub {
             return self.wsdl(for: request)
         }
         router.get("/v1/backchannel.wsdl") { request, _ -> Response in self.wsdl(for: request) }
+        router.get("/v1/ws") { _, _ -> Response in
+            // Reached only when the WebSocket upgrade was refused or not asked for.
+            throw HubError(
+                .upgradeRequired, ErrorCode.unauthorized,
+                "open a WebSocket here with the device's bearer token and X-Backchannel-Device: <id>")
+        }
         router.post("/v1/poll") { request, _ -> Response in
             let type = request.headers[.contentType]?.lowercased()
             if let type, type.hasPrefix("application/soap+xml") || type.hasPrefix("text/xml") {
