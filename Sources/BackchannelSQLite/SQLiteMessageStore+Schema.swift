@@ -167,6 +167,9 @@ extension SQLiteMessageStore {
                     """
             )
         }
+        migrator.registerMigration("v10-settings") { db in
+            try db.execute(sql: "CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)")
+        }
         return migrator
     }
 

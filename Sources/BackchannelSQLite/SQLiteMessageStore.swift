@@ -1,6 +1,6 @@
 public import BackchannelProtocol
 public import BackchannelStore
-import Foundation
+public import Foundation
 import GRDB
 import Synchronization
 
@@ -447,6 +447,24 @@ public final class SQLiteMessageStore: MessageStore {
                     range.lowerBound.milliseconds, limit,
                 ]
             ).map(Self.uplinkRecord(from:))
+        }
+    }
+
+    // MARK: Settings
+
+    public func setting(_ key: String) async throws -> Data? {
+        try await pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key])
+        }
+    }
+
+    public func setSetting(_ key: String, _ value: Data) async throws {
+        try await write { db in
+            try db.execute(
+                sql:
+                    "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                arguments: [key, value])
+            return ((), true)
         }
     }
 

@@ -1,4 +1,5 @@
 public import BackchannelProtocol
+public import Foundation
 import Synchronization
 
 /// A `MessageStore` held in memory, for unit tests of hub logic. Nothing survives the process.
@@ -14,6 +15,7 @@ public actor MemoryMessageStore: MessageStore {
     private var rulesInOrder: [RendezvousRule] = []
     private var presence: [String: PresenceView] = [:]
     private var campaignsByID: [String: CampaignRecord] = [:]
+    private var settings: [String: Data] = [:]
     private var campaignOrder: [String] = []
     private var presenceLog: [PresenceTransition] = []
     private let writes = Atomic<UInt64>(0)
@@ -250,6 +252,13 @@ public actor MemoryMessageStore: MessageStore {
             record.device == device && (kind == nil || record.item.kind == kind) && range.contains(record.item.at)
                 && (cursor.map { (record.item.at, record.seq) > ($0.at, $0.seq) } ?? true)
         }.sorted { ($0.item.at, $0.seq) < ($1.item.at, $1.seq) }.prefix(limit).map { $0 }
+    }
+
+    public func setting(_ key: String) -> Data? { settings[key] }
+
+    public func setSetting(_ key: String, _ value: Data) {
+        settings[key] = value
+        committed()
     }
 
     public func insertCampaign(_ campaign: CampaignRecord, children: [CommandRecord]) throws {

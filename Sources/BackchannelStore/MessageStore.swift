@@ -1,4 +1,5 @@
 public import BackchannelProtocol
+public import Foundation
 
 /// Durable storage for devices, commands with their history, and uplink.
 ///
@@ -59,6 +60,13 @@ public protocol MessageStore: Sendable {
     func sweep(at now: Timestamp, limit: Int) async throws -> ExchangePlan
     /// The earliest deadline among non-terminal commands, if any.
     func nextDeadline() async throws -> Timestamp?
+
+    // MARK: Settings
+
+    /// A stored setting (a JSON document kept by a hub component), or nil.
+    func setting(_ key: String) async throws -> Data?
+    /// Stores a setting, replacing any earlier value.
+    func setSetting(_ key: String, _ value: Data) async throws
 
     // MARK: Campaigns
 

@@ -56,6 +56,28 @@ import Testing
         #expect(all.filter { $0.name != "breaker tripped" }.allSatisfy { $0.clearedAt != nil })
     }
 
+    @Test func alarmsAndTheirRulesSurviveARestart() async throws {
+        let h = try HubHarness()
+        let token = try await h.provision("feeder-7")
+        _ = try h.hub.configureAlarms(
+            AlarmConfiguration(
+                rules: AlarmRule.loadingExample, escalation: EscalationPolicy(default: EscalationList(["op1"]))))
+        _ = try await h.poll(Self.load(97, seq: 1), token: token)
+        let open = h.hub.alarms.alarms(includeClosed: false).map(\.id)
+        #expect(open.count == 2)
+        await h.hub.saveAlarms()
+
+        let restarted = try HubHarness(directory: h.directory)
+        let live = try await LiveHub.start(restarted.hub)
+        try await waitUntil("alarms restored") { restarted.hub.alarms.alarms(includeClosed: false).count == 2 }
+        #expect(restarted.hub.alarms.alarms(includeClosed: false).map(\.id) == open)
+        #expect(restarted.hub.alarms.configuration.rules.map(\.id) == AlarmRule.loadingExample.map(\.id))
+        // The restored alarm is acknowledged once, as before.
+        _ = try restarted.hub.acknowledgeAlarm(open[0], by: "op1")
+        #expect(throws: HubError.self) { _ = try restarted.hub.acknowledgeAlarm(open[0], by: "op1") }
+        await live.stop()
+    }
+
     @Test func alarmConfigurationIsValidated() throws {
         let h = try HubHarness()
         let bad = AlarmRule(

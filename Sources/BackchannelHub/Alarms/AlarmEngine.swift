@@ -66,6 +66,18 @@ public struct AlarmEngine: Sendable {
     // MARK: Queries
 
     /// The alarms whose condition still holds, oldest first.
+    /// Puts back alarms saved before a restart (kept for rules that still exist). Operators are
+    /// absent until their sessions reconnect.
+    public mutating func restore(_ saved: [Alarm]) {
+        let ruleIDs = Set(rules.map(\.id))
+        for alarm in saved where alarms[alarm.id] == nil && ruleIDs.contains(alarm.ruleID) {
+            alarms[alarm.id] = alarm
+            order.append(alarm.id)
+            if alarm.state.isOpen { open[OpenKey(device: alarm.device, rule: alarm.ruleID)] = alarm.id }
+            if let n = alarm.id.split(separator: ":").last.flatMap({ Int($0) }) { raisedCount = max(raisedCount, n) }
+        }
+    }
+
     public var openAlarms: [Alarm] { order.compactMap { alarms[$0] }.filter(\.state.isOpen) }
 
     /// Every alarm kept, open and cleared, oldest first.

@@ -25,6 +25,8 @@ public final class AlarmService: Sendable {
         var engine: AlarmEngine
         /// Open subscriptions per operator: an operator with one is present.
         var connections: [String: Int] = [:]
+        /// Changed since the last save.
+        var dirty = false
     }
 
     private let state: Mutex<State>
@@ -49,25 +51,58 @@ public final class AlarmService: Sendable {
                 events += engine.setOperator(id, available: true, at: now)
             }
             state.engine = engine
+            state.dirty = true
             return events
         }
+    }
+
+    /// The configuration and alarms to save, when they changed since the last save.
+    func takeSnapshot() -> (AlarmConfiguration, [Alarm])? {
+        state.withLock { state in
+            guard state.dirty else { return nil }
+            state.dirty = false
+            return (
+                AlarmConfiguration(rules: state.engine.rules, escalation: state.engine.escalation),
+                state.engine.allAlarms
+            )
+        }
+    }
+
+    /// Marks the state unsaved again (a save failed).
+    func markDirty() { state.withLock { $0.dirty = true } }
+
+    /// Restores a saved configuration and its alarms.
+    func restore(_ configuration: AlarmConfiguration, alarms: [Alarm]) throws(AlarmError) {
+        var engine = try AlarmEngine(rules: configuration.rules, escalation: configuration.escalation)
+        engine.restore(alarms)
+        state.withLock { $0.engine = engine }
     }
 
     func evaluate(device: String, labels: [String: String], values: [String: JSONValue], at now: Timestamp)
         -> [AlarmEvent]
     {
-        state.withLock { $0.engine.evaluate(device: device, labels: labels, values: values, at: now) }
+        state.withLock { state in
+            let events = state.engine.evaluate(device: device, labels: labels, values: values, at: now)
+            if !events.isEmpty { state.dirty = true }
+            return events
+        }
     }
 
     func tick(at now: Timestamp) -> [AlarmEvent] {
         state.withLock { state in
-            state.engine.prune(clearedBefore: now.adding(seconds: -7 * 86_400))
-            return state.engine.tick(at: now)
+            if state.engine.prune(clearedBefore: now.adding(seconds: -7 * 86_400)) > 0 { state.dirty = true }
+            let events = state.engine.tick(at: now)
+            if !events.isEmpty { state.dirty = true }
+            return events
         }
     }
 
     func acknowledge(_ id: String, by operatorID: String, at now: Timestamp) throws(AlarmError) -> [AlarmEvent] {
-        try state.withLock { state throws(AlarmError) in try state.engine.acknowledge(id, by: operatorID, at: now) }
+        try state.withLock { state throws(AlarmError) in
+            let events = try state.engine.acknowledge(id, by: operatorID, at: now)
+            state.dirty = true
+            return events
+        }
     }
 
     /// An operator's subscription opened (present) or closed (absent when it was the last).
@@ -133,6 +168,29 @@ extension Hub {
         publish(alarms.operatorConnected(name, connected, at: clock.now()))
     }
 
+    /// Loads the alarm configuration and alarms saved before a restart.
+    func restoreAlarms() async {
+        do {
+            guard let data = try await store.setting("alarms") else { return }
+            let saved = try WireJSON.decode(SavedAlarms.self, from: data)
+            try alarms.restore(saved.configuration, alarms: saved.alarms)
+        } catch {
+            logger.error("alarms could not be restored", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Saves the alarm configuration and alarms when they changed.
+    public func saveAlarms() async {
+        guard let (configuration, list) = alarms.takeSnapshot() else { return }
+        do {
+            try await store.setSetting(
+                "alarms", try WireJSON.encode(SavedAlarms(configuration: configuration, alarms: list)))
+        } catch {
+            alarms.markDirty()
+            logger.warning("alarms could not be saved; will retry", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Applies due escalations.
     public func alarmTick() {
         publish(alarms.tick(at: clock.now()))
@@ -159,6 +217,17 @@ public struct AlarmTicker: Service {
     }
 
     public func run() async throws {
-        await repeatUntilShutdown(every: 1) { hub.alarmTick() }
+        await hub.restoreAlarms()
+        await repeatUntilShutdown(every: 1) {
+            hub.alarmTick()
+            await hub.saveAlarms()
+        }
+        await Task { await hub.saveAlarms() }.value
     }
+}
+
+/// What is saved of the alarms: the configuration and every alarm kept.
+struct SavedAlarms: Codable {
+    var configuration: AlarmConfiguration
+    var alarms: [Alarm]
 }

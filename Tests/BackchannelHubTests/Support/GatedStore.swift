@@ -84,6 +84,8 @@ final class GatedStore: MessageStore {
     }
     func nextDeadline() async throws -> Timestamp? { try await inner.nextDeadline() }
     func insertRule(_ rule: RendezvousRule) async throws { try await inner.insertRule(rule) }
+    func setting(_ key: String) async throws -> Data? { try await inner.setting(key) }
+    func setSetting(_ key: String, _ value: Data) async throws { try await inner.setSetting(key, value) }
     func insertCampaign(_ campaign: CampaignRecord, children: [CommandRecord]) async throws {
         try await inner.insertCampaign(campaign, children: children)
     }
