@@ -161,19 +161,31 @@ extension Hub {
             let share = Int((Double(failed) / Double(finished) * 100).rounded())
             try await end(id, as: .aborted, detail: "\(failed) of \(finished) finished devices failed (\(share) %)")
         } else if finished >= record.deviceCount {
-            if try await store.finishCampaign(id: id, state: .completed, at: clock.now(), detail: nil) {
+            if try await store.finishCampaign(id: id, state: .completed, at: clock.now(), detail: nil, cancelling: nil)
+                != nil
+            {
                 events.publish(.campaign, at: clock.now(), detail: "\(id) completed")
             }
         }
     }
 
-    /// Ends a running campaign and cancels its open children.
+    /// Ends a running campaign and cancels its open children, in one transaction; devices that
+    /// hold one are told in their next response.
     private func end(_ id: String, as state: CampaignState, detail: String) async throws {
-        guard try await store.finishCampaign(id: id, state: state, at: clock.now(), detail: detail) else { return }
-        events.publish(.campaign, at: clock.now(), detail: "\(id) \(state.rawValue): \(detail)")
-        let open = try await store.commands(CommandQuery(campaign: id, limit: 100_000)).filter { !$0.state.isTerminal }
-        for child in open {
-            _ = try? await cancel(child.id, reason: "campaign \(state.rawValue): \(detail)")
+        let now = clock.now()
+        guard
+            let canceled = try await store.finishCampaign(
+                id: id, state: state, at: now, detail: detail, cancelling: "campaign \(state.rawValue): \(detail)")
+        else { return }
+        events.publish(.campaign, at: now, detail: "\(id) \(state.rawValue): \(detail)")
+        for case .canceled(let record, let previous) in canceled {
+            if previous == .dispatched || previous == .acked || record.attempt > 0 {
+                directory.update(record.device) { $0.pendingCancels.append(record.id) }
+                lanes.notifyWork(record.device)
+            }
+            events.publish(
+                .commandTransition, at: now, device: record.device, command: record.id, state: .canceled,
+                detail: "cancel")
         }
     }
 

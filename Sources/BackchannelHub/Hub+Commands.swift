@@ -39,21 +39,29 @@ extension Hub {
     /// ``HubConfiguration/instantTimeout``, cancels it and reports the device unavailable. So an
     /// instant command is either delivered (ACKED or later) or ended: never left in transit.
     private func awaitInstantDelivery(_ record: CommandRecord) async throws(HubError) -> CommandView {
-        let view = try await command(
-            record.id, until: { $0 != .queued && $0 != .dispatched }, waitingUpTo: configuration.instantTimeout)
-        if view.state != .queued && view.state != .dispatched { return view }
+        let delivered: @Sendable (MessageState) -> Bool = { $0 == .acked || $0.isTerminal }
+        let view = try await command(record.id, until: delivered, waitingUpTo: configuration.instantTimeout)
+        if delivered(view.state) && view.state != .expired { return view }
+        // Not acknowledged in time: cancel it, but only if it is still undelivered (an ack that
+        // lands meanwhile wins, and the command is reported delivered).
         _ = try? await cancelInstant(record.id)
         let final = try await command(record.id)
-        if final.state == .canceled { throw HubError.deviceUnavailable(record.device, command: record.id) }
-        return final  // acknowledged while it was being canceled
+        if [.canceled, .expired, .queued, .dispatched].contains(final.state) {
+            throw HubError.deviceUnavailable(record.device, command: record.id)
+        }
+        return final
     }
 
     private func cancelInstant(_ id: String) async throws -> CancelResult {
         let result = try await store.cancel(
             command: id, at: clock.now(),
-            reason: "instant delivery: not acknowledged within \(configuration.instantTimeout) s")
+            reason: "instant delivery: not acknowledged within \(configuration.instantTimeout) s",
+            onlyFrom: [.queued, .dispatched])
         if case .canceled(let record, let previous) = result {
-            if previous == .dispatched { directory.update(record.device) { $0.pendingCancels.append(record.id) } }
+            if previous == .dispatched || record.attempt > 0 {
+                directory.update(record.device) { $0.pendingCancels.append(record.id) }
+                lanes.notifyWork(record.device)
+            }
             events.publish(
                 .commandTransition, at: record.updatedAt, device: record.device, command: record.id, state: .canceled,
                 detail: "cancel")
@@ -99,7 +107,8 @@ extension Hub {
                 throw HubError.malformed("notBefore: not allowed with instant delivery")
             }
             // Now or never: an instant command lives only as long as its delivery may take.
-            expiresAt = min(expiresAt, now.adding(seconds: configuration.instantTimeout))
+            // (plus a margin, so the sweeper never ends it before the hub cancels it)
+            expiresAt = min(expiresAt, now.adding(seconds: configuration.instantTimeout + 5))
         }
         if let notBefore = request.notBefore, notBefore >= expiresAt {
             throw HubError.malformed("notBefore: must be before the command expires (\(expiresAt))")
@@ -189,7 +198,7 @@ extension Hub {
         switch result {
         case .notFound:
             throw HubError.notFound("no command '\(id)'")
-        case .alreadyTerminal(let record):
+        case .alreadyTerminal(let record), .moved(let record):
             throw HubError.conflict("command '\(id)' is already \(record.state)")
         case .canceled(let record, let previous):
             // The device may hold it: delivered now, or before a lease lapsed.

@@ -174,9 +174,15 @@ public struct PresenceMachine: Sendable, Hashable {
         return move(to: .online, at: now, reason: "connected")
     }
 
-    /// A connection closed; the deadline given by `expect` applies again.
-    public mutating func disconnected() {
+    /// A connection closed. When it was the last one and no response stated a new contract
+    /// since (the connection ended without one: an error, a closed socket), the device must be
+    /// heard from by `fallback`, with the grace, like after any response.
+    public mutating func disconnected(fallback: Timestamp, grace: Double) {
         connections = max(0, connections - 1)
+        if connections == 0, inferred == .online, errorAt == nil {
+            contactBy = fallback
+            errorAt = fallback.adding(seconds: grace)
+        }
     }
 
     /// The deadline timer fired at `now`.

@@ -198,13 +198,16 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
-    public func cancel(command id: String, at now: Timestamp, reason: String?) async throws -> CancelResult {
+    public func cancel(command id: String, at now: Timestamp, reason: String?, onlyFrom: Set<MessageState>?)
+        async throws -> CancelResult
+    {
         try await write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM commands WHERE id = ?", arguments: [id]) else {
                 return (.notFound, false)
             }
             var record = try Self.command(from: row)
             let previous = record.state
+            if let onlyFrom, !onlyFrom.contains(previous), !previous.isTerminal { return (.moved(record), false) }
             guard case .transitioned(let entry) = record.apply(.cancel(reason: reason), at: now) else {
                 return (.alreadyTerminal(record), false)
             }
@@ -228,15 +231,18 @@ public final class SQLiteMessageStore: MessageStore {
     public func pendingWork(device: String, horizon: Timestamp, now: Timestamp) async throws -> PendingWork {
         try await pool.read { db in
             // Due commands, telling whenAvailable ones apart (the hub knows the presence).
-            let modes = try String.fetchAll(
-                db,
-                sql: """
-                    SELECT DISTINCT delivery FROM (SELECT delivery FROM commands WHERE device_id = ?
-                    AND state = 'QUEUED' AND expires_at > ? AND (not_before IS NULL OR not_before <= ?) LIMIT 64)
-                    """,
-                arguments: [device, now.milliseconds, horizon.milliseconds]
-            )
-            let due = modes.contains { $0 != DeliveryMode.whenAvailable.rawValue }
+            func exists(whenAvailable: Bool) throws -> Bool {
+                try Bool.fetchOne(
+                    db,
+                    sql: """
+                        SELECT 1 FROM commands WHERE device_id = ? AND state = 'QUEUED' AND expires_at > ?
+                        AND (not_before IS NULL OR not_before <= ?) AND (delivery = 'whenAvailable') = ? LIMIT 1
+                        """,
+                    arguments: [device, now.milliseconds, horizon.milliseconds, whenAvailable]
+                ) == true
+            }
+            let due = try exists(whenAvailable: false)
+            let dueWhenAvailable = try exists(whenAvailable: true)
             let next = try Int64.fetchOne(
                 db,
                 sql: """
@@ -255,7 +261,7 @@ public final class SQLiteMessageStore: MessageStore {
             )
             var work = PendingWork(
                 dueNow: due, nextNotBefore: next.map(Timestamp.init(milliseconds:)), repliesDue: replies == true)
-            work.dueWhenAvailable = modes.contains(DeliveryMode.whenAvailable.rawValue)
+            work.dueWhenAvailable = dueWhenAvailable
             return work
         }
     }
@@ -293,10 +299,11 @@ public final class SQLiteMessageStore: MessageStore {
                     db,
                     sql: """
                         SELECT * FROM commands WHERE device_id = ? AND state = 'QUEUED' AND expires_at > ?
-                        AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, rowid LIMIT ?
+                        AND (not_before IS NULL OR not_before <= ?) AND (? OR delivery <> 'whenAvailable')
+                        ORDER BY created_at, rowid LIMIT ?
                         """,
                     arguments: [
-                        input.device, input.now.milliseconds, input.dispatchHorizon.milliseconds,
+                        input.device, input.now.milliseconds, input.dispatchHorizon.milliseconds, input.available,
                         input.accept + 1 + referenced.count,
                     ]
                 ).map(Self.command(from:))
@@ -521,12 +528,33 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
-    public func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?) async throws -> Bool {
+    public func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?, cancelling: String?)
+        async throws -> [CancelResult]?
+    {
         try await write { db in
             try db.execute(
                 sql: "UPDATE campaigns SET state = ?, finished_at = ?, detail = ? WHERE id = ? AND state = 'running'",
                 arguments: [state.rawValue, at.milliseconds, detail, id])
-            return (db.changesCount > 0, db.changesCount > 0)
+            guard db.changesCount > 0 else { return (nil, false) }
+            var canceled: [CancelResult] = []
+            if let reason = cancelling {
+                let open = try Row.fetchAll(
+                    db,
+                    sql: "SELECT * FROM commands WHERE campaign_id = ? AND state IN ('QUEUED', 'DISPATCHED', 'ACKED')",
+                    arguments: [id]
+                ).map(Self.command(from:))
+                var plan = ExchangePlan()
+                for var record in open {
+                    let previous = record.state
+                    if case .transitioned(let entry) = record.apply(.cancel(reason: reason), at: at) {
+                        plan.updated.append(record)
+                        plan.transitions.append(entry)
+                        canceled.append(.canceled(record, previous: previous))
+                    }
+                }
+                try Self.apply(plan, db)
+            }
+            return (canceled, true)
         }
     }
 

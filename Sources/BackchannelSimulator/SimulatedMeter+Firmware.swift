@@ -16,11 +16,18 @@ extension SimulatedMeter {
         guard let sha = request.args["sha256"]?.stringValue, sha.count == 64,
             sha.allSatisfy({ $0.isHexDigit })
         else { throw InvalidArguments("firmware.install needs {\"sha256\": 64 hex digits}") }
+        var chunkSize = 256 * 1024
+        if let requested = request.args["chunkSize"]?.doubleValue {
+            guard requested.isFinite, requested >= 1024, requested <= 8 * 1024 * 1024 else {
+                throw InvalidArguments("chunkSize: 1024-8388608 bytes")
+            }
+            chunkSize = Int(requested)
+        }
         let configuration = agent.configuration
         let downloader = FirmwareDownloader(
             client: agent.hubClient, hubURL: configuration.hubURL, device: configuration.deviceID,
             token: configuration.token, stateDirectory: configuration.stateDirectory,
-            chunkSize: request.args["chunkSize"]?.doubleValue.map { Int($0) } ?? 256 * 1024)
+            chunkSize: chunkSize)
         @Sendable func report(_ stage: String, _ extra: [String: JSONValue] = [:]) async {
             var data: [String: JSONValue] = ["sha256": .string(sha), "stage": .string(stage)]
             data.merge(extra) { _, new in new }

@@ -92,9 +92,12 @@ public actor MemoryMessageStore: MessageStore {
         }.sorted { insertion[$0.id]! > insertion[$1.id]! }.prefix(query.limit).map { $0 }
     }
 
-    public func cancel(command id: String, at now: Timestamp, reason: String?) -> CancelResult {
+    public func cancel(command id: String, at now: Timestamp, reason: String?, onlyFrom: Set<MessageState>?)
+        -> CancelResult
+    {
         guard var record = commandsByID[id] else { return .notFound }
         let previous = record.state
+        if let onlyFrom, !onlyFrom.contains(previous), !previous.isTerminal { return .moved(record) }
         guard case .transitioned(let entry) = record.apply(.cancel(reason: reason), at: now) else {
             return .alreadyTerminal(record)
         }
@@ -282,13 +285,25 @@ public actor MemoryMessageStore: MessageStore {
         campaignOrder.reversed().prefix(limit).compactMap { campaignsByID[$0] }
     }
 
-    public func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?) -> Bool {
-        guard campaignsByID[id]?.state == .running else { return false }
+    public func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?, cancelling: String?)
+        -> [CancelResult]?
+    {
+        guard campaignsByID[id]?.state == .running else { return nil }
         campaignsByID[id]?.state = state
         campaignsByID[id]?.finishedAt = at
         campaignsByID[id]?.detail = detail
+        var canceled: [CancelResult] = []
+        if let reason = cancelling {
+            for var record in commandsByID.values where record.campaign == id && !record.state.isTerminal {
+                let previous = record.state
+                if case .transitioned(let entry) = record.apply(.cancel(reason: reason), at: at) {
+                    apply(ExchangePlan(updated: [record], transitions: [entry]))
+                    canceled.append(.canceled(record, previous: previous))
+                }
+            }
+        }
         committed()
-        return true
+        return canceled
     }
 
     public func campaignCounts(id: String) -> [MessageState: Int] {

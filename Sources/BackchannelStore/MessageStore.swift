@@ -38,7 +38,10 @@ public protocol MessageStore: Sendable {
     /// Commands matching the query, newest (most recently submitted) first.
     func commands(_ query: CommandQuery) async throws -> [CommandRecord]
     /// Applies an operator cancellation.
-    func cancel(command: String, at now: Timestamp, reason: String?) async throws -> CancelResult
+    /// With `onlyFrom`, cancels only if the command is in one of those states (a compare-and-set);
+    /// otherwise answers ``CancelResult/moved(_:)``.
+    func cancel(command: String, at now: Timestamp, reason: String?, onlyFrom: Set<MessageState>?) async throws
+        -> CancelResult
     /// How many commands of the device are not terminal.
     func pendingCount(device: String) async throws -> Int
 
@@ -76,8 +79,11 @@ public protocol MessageStore: Sendable {
     func campaign(id: String) async throws -> CampaignRecord?
     /// Campaigns, newest first.
     func campaigns(limit: Int) async throws -> [CampaignRecord]
-    /// Ends a running campaign. Returns false when it was not running.
-    func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?) async throws -> Bool
+    /// Ends a running campaign and, with `cancelling`, cancels its open children (with that
+    /// reason), all in one transaction. Returns nil when it was not running, else the children
+    /// canceled (as ``CancelResult/canceled(_:previous:)``).
+    func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?, cancelling: String?)
+        async throws -> [CancelResult]?
     /// The campaign's children by state.
     func campaignCounts(id: String) async throws -> [MessageState: Int]
 
@@ -145,6 +151,13 @@ public struct UplinkCursor: Sendable, Hashable {
     }
 }
 
+extension MessageStore {
+    /// Applies an operator cancellation, from any non-terminal state.
+    public func cancel(command: String, at now: Timestamp, reason: String?) async throws -> CancelResult {
+        try await cancel(command: command, at: now, reason: reason, onlyFrom: nil)
+    }
+}
+
 /// What an exchange did with one rendezvous request.
 public enum RoutedSubmission: Sendable, Hashable {
     /// Stored, QUEUED for the target.
@@ -161,6 +174,8 @@ public enum CancelResult: Sendable, Hashable {
     case canceled(CommandRecord, previous: MessageState)
     /// The command is already terminal; nothing changed.
     case alreadyTerminal(CommandRecord)
+    /// The command is not in a state the caller allowed (`onlyFrom`); nothing changed.
+    case moved(CommandRecord)
     /// No such command.
     case notFound
 }

@@ -94,6 +94,23 @@ import Testing
         #expect(available.requests.first?.name == "upgrade")
     }
 
+    @Test func heldWhenAvailableCommandsDoNotBlockLaterQueuedOnes() async throws {
+        // SQLite store: the candidates the store reads must not be only the held ones.
+        let h = try HubHarness()
+        let token = try await h.provision("m1")
+        var poll = makePoll("m1", seq: 1, accept: 1)
+        poll.presence = PresenceReport(state: .restricted)
+        _ = try await h.poll(poll, token: token)
+        for _ in 0..<3 {
+            _ = try await h.hub.submit(
+                SubmitCommandRequest(name: "upgrade", args: [:], delivery: .whenAvailable), to: "m1")
+        }
+        let read = try await h.submit("read", to: "m1")
+        let answer = try await h.poll(makePoll("m1", seq: 2, accept: 1), token: token)
+        #expect(answer.requests.map(\.id) == [read.id])
+        #expect(!answer.more, "the held ones are not 'more' while the device is restricted")
+    }
+
     @Test func whenAvailableExpiresIfTheDeviceNeverBecomesAvailable() async throws {
         let h = try HubHarness()
         let token = try await h.provision("m1")

@@ -91,12 +91,21 @@ import Testing
         _ = m.connected(at: Self.at(1))
         #expect(m.errorAt == nil)
         #expect(m.deadlinePassed(at: Self.at(100)) == nil)
-        m.disconnected()
+        m.disconnected(fallback: Self.at(120), grace: 10)
         m.expect(by: Self.at(130), grace: 10)
         #expect(m.deadlinePassed(at: Self.at(140))?.to == .presenceError)
         // Connecting again (a WebSocket) is online at once.
         #expect(m.connected(at: Self.at(150))?.reason == "connected")
         #expect(m.inferred == .online)
+    }
+
+    @Test func aConnectionThatEndsWithoutAResponseStillLeavesADeadline() {
+        var m = PresenceMachine(device: "d")
+        _ = m.contact(at: Self.at(0), declaring: nil)
+        _ = m.connected(at: Self.at(1))
+        m.disconnected(fallback: Self.at(31), grace: 10)
+        #expect(m.errorAt == Self.at(41), "a held poll that failed must not leave the device online forever")
+        #expect(m.deadlinePassed(at: Self.at(41))?.to == .presenceError)
     }
 
     @Test func aConnectionDoesNotUndoAGoodbye() {

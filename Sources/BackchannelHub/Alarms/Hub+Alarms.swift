@@ -155,11 +155,12 @@ extension Hub {
         return alarm
     }
 
-    /// Feeds a device's values (presence status, reading data) to the alarm rules.
-    func evaluateAlarms(device: String, values: [String: JSONValue], at now: Timestamp) async {
+    /// Feeds a device's value sets (presence status, reading data) to the alarm rules, reading
+    /// the device's labels once.
+    func evaluateAlarms(device: String, values: [[String: JSONValue]], at now: Timestamp) async {
         guard !alarms.configuration.rules.isEmpty else { return }
         let labels = (try? await store.device(id: device))?.labels ?? [:]
-        publish(alarms.evaluate(device: device, labels: labels, values: values, at: now))
+        for set in values { publish(alarms.evaluate(device: device, labels: labels, values: set, at: now)) }
     }
 
     /// Marks an operator present (a dashboard or CLI session opened) or gone (it closed). The

@@ -95,14 +95,11 @@ extension Hub {
         if sequenced { directory.update(device) { $0.lastSeq = request.seq } }
         if let sample = request.clockSample { noteClock(device, sample) }
         // Status values and readings feed the alarm rules.
-        if let status = request.presence?.status {
-            await evaluateAlarms(device: device, values: status, at: receivedAt)
-        }
+        var alarmInputs: [[String: JSONValue]] = request.presence?.status.map { [$0] } ?? []
         for item in request.uplink where item.kind == .reading {
-            if case .object(let values) = item.data {
-                await evaluateAlarms(device: device, values: values, at: receivedAt)
-            }
+            if case .object(let values) = item.data { alarmInputs.append(values) }
         }
+        if !alarmInputs.isEmpty { await evaluateAlarms(device: device, values: alarmInputs, at: receivedAt) }
 
         do {
             let context = PollContext(
@@ -160,8 +157,14 @@ extension Hub {
         var holding = wantsWait && lanes.hold(context.device, wakeup)
         defer { if holding { lanes.release(context.device) } }
         // While the poll is held the device is connected: present, with no deadline running.
-        if holding { publish([presence.connected(context.device, at: clock.now())].compactMap { $0 }) }
-        defer { if wantsWait { presence.disconnected(context.device) } }
+        let counted = holding
+        if counted { publish([presence.connected(context.device, at: clock.now())].compactMap { $0 }) }
+        defer {
+            if counted {
+                presence.disconnected(
+                    context.device, fallback: clock.now().adding(seconds: configuration.pollInterval))
+            }
+        }
         if wantsWait && !holding {
             // A newer poll of this device is already queued: it takes the work.
             metrics.supersededPolls.add(1, ordering: .relaxed)
@@ -170,7 +173,7 @@ extension Hub {
 
         var work = try await pendingWork(context.device, now: clock.now())
         if work.anythingDue { return try await dispatchOnly(context, stored: stored) }
-        guard holding, !mustAnswerNow(context.device) else {
+        guard holding, !mustAnswerNow(context) else {
             return remember(context, empty(context, stored: stored))
         }
 
@@ -211,7 +214,7 @@ extension Hub {
                 let now = clock.now()
                 work = try await pendingWork(context.device, now: now)
                 if work.anythingDue { return try await dispatchOnly(context, stored: stored) }
-                if mustAnswerNow(context.device) || now >= deadline {
+                if mustAnswerNow(context) || now >= deadline {
                     return remember(context, empty(context, stored: stored))
                 }
             }
@@ -335,8 +338,12 @@ extension Hub {
 
     /// Whether a held poll must be answered without work: cancel notices wait, or the hub
     /// wants the device's presence.
-    private func mustAnswerNow(_ device: String) -> Bool {
-        hasPendingCancels(device) || presence.refreshRequested(device, declared: false)
+    ///
+    /// A refresh does not end an unsequenced hold (a socket's push poll): that poll cannot carry
+    /// the declaration, so it would be answered again and again.
+    private func mustAnswerNow(_ context: PollContext) -> Bool {
+        hasPendingCancels(context.device)
+            || (context.sequenced && presence.refreshRequested(context.device, declared: false))
     }
 
     /// Whether cancel notices wait to be sent to the device.

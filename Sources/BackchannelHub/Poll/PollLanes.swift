@@ -133,6 +133,12 @@ final class PollLanes: Sendable {
         held?.signal(.work)
     }
 
+    /// Answers the device's held poll at once, as if a newer poll had arrived.
+    func supersede(_ device: String) {
+        let held = lanes.withLock { $0[device]?.held }
+        held?.signal(.superseded)
+    }
+
     /// Wakes every held poll (shutdown).
     func wakeAll(_ reason: WakeReason) {
         let held = lanes.withLock { $0.values.compactMap(\.held) }

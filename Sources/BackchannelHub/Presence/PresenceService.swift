@@ -62,9 +62,22 @@ public final class PresenceService: Sendable {
         update(device) { $0.connected(at: now) }
     }
 
-    /// A connection closed.
-    func disconnected(_ device: String) {
-        state.withLock { state in state.machines[device]?.disconnected() }
+    /// A connection closed; `fallback` is the contract when the connection ended without a
+    /// response that stated one.
+    func disconnected(_ device: String, fallback: Timestamp) {
+        let grace = self.grace
+        let wake: Wakeup? = state.withLock { state in
+            guard var machine = state.machines[device] else { return nil }
+            let before = machine.errorAt
+            machine.disconnected(fallback: fallback, grace: grace)
+            state.machines[device] = machine
+            guard before == nil, let errorAt = machine.errorAt else { return nil }
+            state.dirty.insert(device)
+            state.heap.push(errorAt, device)
+            if let until = state.sleepingUntil, errorAt < until { return state.sleeper }
+            return nil
+        }
+        wake?.signal(.work)
     }
 
     /// Asks the device to declare its presence again in its next poll.
@@ -171,7 +184,8 @@ public final class PresenceService: Sendable {
     func restore(_ saved: [PresenceView], earliest: Timestamp) {
         state.withLock { state in
             for view in saved where state.machines[view.device] == nil {
-                let errorAt = view.errorAt.map { max($0, earliest) }
+                // Saved while connected (no deadline): it must come back like any other device.
+                let errorAt = view.inferred == .online ? max(view.errorAt ?? earliest, earliest) : nil
                 state.machines[view.device] = PresenceMachine(
                     device: view.device, inferred: view.inferred, declared: view.declared, since: view.since,
                     lastContactAt: view.lastContactAt, contactBy: view.contactBy, errorAt: errorAt)

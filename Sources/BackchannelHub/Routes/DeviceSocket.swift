@@ -71,7 +71,11 @@ extension Hub {
         _ outbound: WebSocketOutboundWriter
     ) async {
         publish([presence.connected(device, at: clock.now())].compactMap { $0 })
-        defer { presence.disconnected(device) }
+        defer {
+            presence.disconnected(device, fallback: clock.now().adding(seconds: configuration.pollInterval))
+            // End the push loop's held poll now, not when its wait runs out.
+            lanes.supersede(device)
+        }
         let accept = Mutex(PollRequest.defaultAccept)
         let push = Task {
             while !Task.isCancelled {

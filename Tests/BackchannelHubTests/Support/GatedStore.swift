@@ -65,8 +65,10 @@ final class GatedStore: MessageStore {
     func command(id: String) async throws -> CommandRecord? { try await inner.command(id: id) }
     func history(command: String) async throws -> [TransitionRecord] { try await inner.history(command: command) }
     func commands(_ query: CommandQuery) async throws -> [CommandRecord] { try await inner.commands(query) }
-    func cancel(command: String, at now: Timestamp, reason: String?) async throws -> CancelResult {
-        try await inner.cancel(command: command, at: now, reason: reason)
+    func cancel(command: String, at now: Timestamp, reason: String?, onlyFrom: Set<MessageState>?) async throws
+        -> CancelResult
+    {
+        try await inner.cancel(command: command, at: now, reason: reason, onlyFrom: onlyFrom)
     }
     func pendingCount(device: String) async throws -> Int { try await inner.pendingCount(device: device) }
     func pendingWork(device: String, horizon: Timestamp, now: Timestamp) async throws -> PendingWork {
@@ -91,8 +93,10 @@ final class GatedStore: MessageStore {
     }
     func campaign(id: String) async throws -> CampaignRecord? { try await inner.campaign(id: id) }
     func campaigns(limit: Int) async throws -> [CampaignRecord] { try await inner.campaigns(limit: limit) }
-    func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?) async throws -> Bool {
-        try await inner.finishCampaign(id: id, state: state, at: at, detail: detail)
+    func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?, cancelling: String?)
+        async throws -> [CancelResult]?
+    {
+        try await inner.finishCampaign(id: id, state: state, at: at, detail: detail, cancelling: cancelling)
     }
     func campaignCounts(id: String) async throws -> [MessageState: Int] { try await inner.campaignCounts(id: id) }
     func recordPresence(_ states: [PresenceView], transitions: [PresenceTransition]) async throws {
