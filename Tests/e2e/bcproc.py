@@ -13,6 +13,7 @@ deadline, and the short pauses between polls only pace the polling.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -157,3 +158,22 @@ def read_jsonl(path: str | os.PathLike) -> tuple[list[dict], list[str]]:
         except ValueError:
             bad.append(line)
     return entries, bad
+
+
+@contextlib.contextmanager
+def running_hub(backchannel_bin, artifacts: Path, token: str, *extra: str):
+    """A `backchannel hub` on a free loopback port with its own data directory and operator
+    token; yields its base URL and stops it (SIGTERM) afterwards. Its log is artifacts/hub.log."""
+    port = free_port()
+    log = artifacts / "hub.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            line_buffered([str(backchannel_bin), "hub", "--port", str(port), "--data-dir", str(artifacts / "data"),
+                           "--operator-token", token, "--no-save-credentials", "--log-level", "warning", *extra]),
+            env=clean_env({"HOME": str(artifacts)}), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_log(log, r"backchannel hub listening on http://", timeout=30, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

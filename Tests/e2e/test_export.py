@@ -14,26 +14,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bcproc import Api, clean_env, free_port, line_buffered, wait_for_log
+from bcproc import Api, clean_env, running_hub
 
 TOKEN = "e2e-export-operator-token-0123456789"
 
 
 @pytest.fixture
 def hub(backchannel_bin, artifacts):
-    port = free_port()
-    log = artifacts / "hub.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            line_buffered([str(backchannel_bin), "hub", "--port", str(port), "--data-dir", str(artifacts / "data"),
-                           "--operator-token", TOKEN, "--no-save-credentials", "--log-level", "warning"]),
-            env=clean_env({"HOME": str(artifacts)}), stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_log(log, r"backchannel hub listening on http://", timeout=30, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with running_hub(backchannel_bin, artifacts, TOKEN) as url:
+        yield url
 
 
 def post(url: str, body: str, content_type: str, token: str) -> int:

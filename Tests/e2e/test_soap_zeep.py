@@ -9,12 +9,11 @@ SUCCEEDED. Session errors come back as SOAP 1.2 Faults that zeep raises as zeep.
 from __future__ import annotations
 
 import datetime
-import subprocess
 
 import pytest
 import requests
 
-from bcproc import Api, clean_env, free_port, line_buffered, wait_for_log
+from bcproc import Api, running_hub
 
 import zeep  # noqa: E402  (installed by scripts/install-test-deps)
 from zeep.transports import Transport  # noqa: E402
@@ -28,19 +27,8 @@ def now():
 
 @pytest.fixture
 def hub(backchannel_bin, artifacts):
-    port = free_port()
-    log = artifacts / "hub.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            line_buffered([str(backchannel_bin), "hub", "--port", str(port), "--data-dir", str(artifacts / "data"),
-                           "--operator-token", TOKEN, "--no-save-credentials", "--log-level", "warning"]),
-            env=clean_env({"HOME": str(artifacts)}), stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_log(log, r"backchannel hub listening on http://", timeout=30, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with running_hub(backchannel_bin, artifacts, TOKEN) as url:
+        yield url
 
 
 def client_for(base: str, token: str):

@@ -66,16 +66,7 @@ extension Hub {
         }
         api.post("commands/:id/cancel") { request, context -> Response in
             let id = try context.pathID()
-            var reason: String?
-            let body = try await request.collectBody(limit: bodyLimit)
-            if !body.isEmpty {
-                do {
-                    reason = try WireJSON.decode(CancelCommandRequest.self, from: body).reason
-                } catch {
-                    throw HubError.malformed(WireJSON.describe(error))
-                }
-            }
-            return try jsonResponse(try await self.cancel(id, reason: reason))
+            return try jsonResponse(try await self.cancel(id, reason: try await request.cancelReason(limit: bodyLimit)))
         }
         api.get("presence") { request, _ -> Response in
             let limit = try request.intQuery("limit", default: 100, range: 1...1000)
@@ -131,15 +122,7 @@ extension Hub {
         }
         api.post("campaigns/:id/cancel") { request, context -> Response in
             let id = try context.pathID()
-            var reason: String?
-            let body = try await request.collectBody(limit: bodyLimit)
-            if !body.isEmpty {
-                do {
-                    reason = try WireJSON.decode(CancelCommandRequest.self, from: body).reason
-                } catch {
-                    throw HubError.malformed(WireJSON.describe(error))
-                }
-            }
+            let reason = try await request.cancelReason(limit: bodyLimit)
             if let reason, reason.utf8.count > 1024 { throw HubError.malformed("reason: longer than 1024 bytes") }
             return try jsonResponse(try await self.cancelCampaign(id, reason: reason))
         }
@@ -205,6 +188,19 @@ extension Hub {
 /// Body of `POST /v1/alarms/{id}/ack`.
 struct AcknowledgeAlarmRequest: Codable {
     var `operator`: String
+}
+
+extension Request {
+    /// The optional `{"reason": …}` body of a cancellation; an empty body is no reason.
+    func cancelReason(limit: Int) async throws -> String? {
+        let body = try await collectBody(limit: limit)
+        guard !body.isEmpty else { return nil }
+        do {
+            return try WireJSON.decode(CancelCommandRequest.self, from: body).reason
+        } catch {
+            throw HubError.malformed(WireJSON.describe(error))
+        }
+    }
 }
 
 /// Body of `POST /v1/commands/{id}/cancel` (optional).
