@@ -33,6 +33,7 @@ public func buildApplication(
     )
     app.addServices(
         DeadlineSweeper(hub: hub), LastSeenFlusher(hub: hub), PresenceMonitor(hub: hub), AlarmTicker(hub: hub),
+        CampaignReconciler(hub: hub),
         ShutdownSignaller(hub: hub))
     return app
 }

@@ -1,6 +1,7 @@
 public import BackchannelProtocol
 import BackchannelStore
 import Logging
+public import ServiceLifecycle
 import Synchronization
 
 extension Hub {
@@ -137,6 +138,18 @@ extension Hub {
         return try await campaign(id)
     }
 
+    /// Settles every running campaign: catches up on a settle that a crash or a store error
+    /// skipped (the children's changes committed, the campaign's did not).
+    public func reconcileCampaigns() async {
+        do {
+            for campaign in try await store.campaigns(limit: 1000) where campaign.state == .running {
+                try await settle(campaign.id)
+            }
+        } catch {
+            logger.warning("campaigns could not be reconciled; retrying later", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// After commands changed: settles the campaigns whose children finished (completion, or the
     /// abort threshold).
     func settleCampaigns(_ updated: [CommandRecord]) async {
@@ -203,5 +216,19 @@ extension Hub {
             abortThreshold: record.abortThreshold, minFinished: record.minFinished,
             untilAvailable: record.untilAvailable, expiresAt: record.expiresAt, detail: record.detail,
             children: children)
+    }
+}
+
+/// Reconciles running campaigns at start and every half minute.
+public struct CampaignReconciler: Service {
+    let hub: Hub
+
+    /// Creates the reconciler for a hub.
+    public init(hub: Hub) {
+        self.hub = hub
+    }
+
+    public func run() async throws {
+        await repeatUntilShutdown(every: 30) { await hub.reconcileCampaigns() }
     }
 }

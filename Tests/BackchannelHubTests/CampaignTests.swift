@@ -1,6 +1,7 @@
 import BackchannelAgent
 import BackchannelHub
 import BackchannelProtocol
+import BackchannelStore
 import Foundation
 import Logging
 import Testing
@@ -107,6 +108,18 @@ import Testing
         #expect(ended.counts["FAILED"] == 2)
         #expect(ended.counts["CANCELED"] == 3)
         #expect(try await h.poll(makePoll("a4", seq: 1), token: tokens["a4"]!).requests.isEmpty)
+    }
+
+    @Test func aSkippedSettleIsCaughtUpByTheReconciler() async throws {
+        let h = try HubHarness()
+        _ = try await h.provision("r1")
+        let view = try await h.hub.startCampaign(StartCampaignRequest(name: "shed", devices: ["r1"]))
+        // The child ends behind the hub's back (as if the hub died right after committing it).
+        let child = try #require(try await h.hub.campaign(view.id, children: true).children?.first)
+        _ = try await h.store.cancel(command: child.id, at: h.clock.now(), reason: "test")
+        #expect(try await h.hub.campaign(view.id).state == .running)
+        await h.hub.reconcileCampaigns()
+        #expect(try await h.hub.campaign(view.id).state == .completed)
     }
 
     @Test func campaignsCanBeCanceledAndAreValidated() async throws {
