@@ -78,6 +78,22 @@ import Testing
         await live.stop()
     }
 
+    @Test func clearedAlarmsBeyondTheCapArePrunedOldestFirst() throws {
+        var engine = try AlarmEngine(rules: AlarmRule.loadingExample)
+        let t0 = Timestamp(milliseconds: 1_800_000_000_000)
+        for i in 0..<5 {
+            _ = engine.evaluate(device: "d", values: ["load": 85], at: t0.adding(seconds: Double(i * 2)))
+            _ = engine.evaluate(device: "d", values: ["load": 50], at: t0.adding(seconds: Double(i * 2 + 1)))
+        }
+        _ = engine.evaluate(device: "d", values: ["load": 90], at: t0.adding(seconds: 20))
+        #expect(engine.allAlarms.count == 6)
+        let removed = engine.prune(clearedBefore: t0, keepingAtMost: 3)
+        #expect(removed == 3)
+        #expect(engine.allAlarms.count == 3)
+        #expect(engine.openAlarms.count == 1, "the open alarm is always kept")
+        #expect(engine.allAlarms.filter { $0.clearedAt != nil }.count == 2, "the newest cleared ones are kept")
+    }
+
     @Test func alarmConfigurationIsValidated() throws {
         let h = try HubHarness()
         let bad = AlarmRule(

@@ -172,8 +172,15 @@ public struct AlarmEngine: Sendable {
 
     /// Forgets cleared alarms that cleared before `cutoff`, acknowledged or not; returns how many.
     @discardableResult
-    public mutating func prune(clearedBefore cutoff: Timestamp) -> Int {
-        let gone = Set(order.filter { id in alarms[id]?.clearedAt.map { $0 < cutoff } ?? false })
+    public mutating func prune(clearedBefore cutoff: Timestamp, keepingAtMost limit: Int = .max) -> Int {
+        var gone = Set(order.filter { id in alarms[id]?.clearedAt.map { $0 < cutoff } ?? false })
+        // Beyond the cap, the oldest cleared alarms go first (open ones are always kept).
+        let excess = order.count - gone.count - limit
+        if excess > 0 {
+            let current = alarms
+            let already = gone
+            gone.formUnion(order.filter { !already.contains($0) && current[$0]?.clearedAt != nil }.prefix(excess))
+        }
         guard !gone.isEmpty else { return 0 }
         for id in gone { alarms[id] = nil }
         order.removeAll(where: gone.contains)

@@ -90,7 +90,10 @@ public final class AlarmService: Sendable {
 
     func tick(at now: Timestamp) -> [AlarmEvent] {
         state.withLock { state in
-            if state.engine.prune(clearedBefore: now.adding(seconds: -7 * 86_400)) > 0 { state.dirty = true }
+            // Cleared alarms are kept a week, and at most 10 000 of them.
+            if state.engine.prune(clearedBefore: now.adding(seconds: -7 * 86_400), keepingAtMost: 10_000) > 0 {
+                state.dirty = true
+            }
             let events = state.engine.tick(at: now)
             if !events.isEmpty { state.dirty = true }
             return events
