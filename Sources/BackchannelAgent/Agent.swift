@@ -17,39 +17,43 @@ public actor Agent {
     /// Clock offset to the hub, estimated from each exchange.
     public nonisolated let clock: ClockSync
     nonisolated let client: HubClient
-    private let outbox: DurableOutbox
-    private let mailbox: PeerMailbox
+    let outbox: DurableOutbox
+    let mailbox: PeerMailbox
     /// Rendezvous replies stored and not yet acknowledged to the hub.
-    private var pendingReplyAcks: [String] = []
+    var pendingReplyAcks: [String] = []
     /// Callers waiting for the reply to a peer request, by ref.
     private var replyWaiters: [String: [UInt64: CheckedContinuation<PeerReply?, Never>]] = [:]
     private var nextWaiter: UInt64 = 0
-    private let ledger: ExecutionLedger
+    let ledger: ExecutionLedger
     private let sequence: SequenceCounter
-    private let logger: Logger
+    let logger: Logger
     private var handlers: [String: CommandHandler] = [:]
-    private var pendingAcks: [String] = []
-    private var resend: [String: LogicalResult] = [:]
+    var pendingAcks: [String] = []
+    var resend: [String: LogicalResult] = [:]
     private var running: [String: Task<Void, Never>] = [:]
-    private var inFlight: InFlight?
+    var inFlight: InFlight?
     private var current: Outstanding?
     private var abandoned: [Int64: InFlight] = [:]
-    private var localActivity = false
+    var localActivity = false
     /// The hub answered 413: send fewer uplink items in the next poll.
     private var shrinkUplink = false
     private var presence: PresenceReport?
     /// The receive time of the last response to a first attempt, reported in the next poll.
     private var clockSample: ClockSample?
-    private var presenceDirty: Bool
+    var presenceDirty: Bool
     private var recovered = false
-    private let signal = AgentSignal()
+    nonisolated let signal = AgentSignal()
     /// The hub's default limits: what the agent checks before it queues anything.
     private let limits = PollLimits()
+    /// The WebSocket channel's state: a frame sent and not yet answered, and when it was sent.
+    var socketAwaiting = false
+    var socketSentAt: Timestamp?
+    var socketHello = false
     /// Counters for tests and status output.
-    public private(set) var stats = AgentStats()
+    public internal(set) var stats = AgentStats()
 
     /// A physical request sent and not yet answered; a retry resends exactly these bytes.
-    private struct InFlight {
+    struct InFlight {
         var seq: Int64
         var body: Data
         var wait: Double
@@ -202,6 +206,11 @@ public actor Agent {
     /// once; the hub answers the held one immediately, so nothing waits behind it.
     public func run() async {
         recoverIfNeeded()
+        if configuration.channel == .webSocket {
+            await runSocket()
+            await stopRunningCommands()
+            return
+        }
         let backoff = Backoff(base: configuration.backoffBase, max: configuration.backoffMax)
         var failures = 0
         await withDiscardingTaskGroup { group in
@@ -269,8 +278,12 @@ public actor Agent {
             }
             group.cancelAll()
         }
-        // Stop commands still running; each is left "started" in the ledger, so the next start
-        // reports it as interrupted rather than running it again.
+        await stopRunningCommands()
+    }
+
+    /// Stops commands still running; each is left "started" in the ledger, so the next start
+    /// reports it as interrupted rather than running it again.
+    private func stopRunningCommands() async {
         let stopping = Array(running.values)
         for task in stopping { task.cancel() }
         for task in stopping { await task.value }
@@ -300,7 +313,7 @@ public actor Agent {
         }
     }
 
-    private func pause(_ seconds: Double, after failure: String, failures: Int) async {
+    func pause(_ seconds: Double, after failure: String, failures: Int) async {
         stats.failures += 1
         stats.lastError = failure
         log(failure: failure, failures: failures, pause: seconds)
@@ -344,7 +357,7 @@ public actor Agent {
     }
 
     /// Applies the hub's reply to the current poll.
-    private func handle(_ reply: HubClient.Reply, for pending: InFlight, t0: Timestamp) throws -> Double {
+    func handle(_ reply: HubClient.Reply, for pending: InFlight, t0: Timestamp) throws -> Double {
         let t3 = clock.deviceNow()
         switch reply {
         case .ok(let response):
@@ -436,7 +449,7 @@ public actor Agent {
     }
 
     /// Builds the next physical request from the acks, results, outbox and presence.
-    private func prepare() throws -> InFlight {
+    func prepare() throws -> InFlight {
         var seenResults = Set<String>()
         let results = Array(
             (ledger.unreported() + resend.values.sorted { $0.id < $1.id })
@@ -482,7 +495,7 @@ public actor Agent {
     }
 
     /// Applies a 200 response: confirms what the hub stored, takes the new requests.
-    private func accept(_ response: PollResponse, for sent: InFlight) throws -> Double {
+    func accept(_ response: PollResponse, for sent: InFlight) throws -> Double {
         try outbox.markDelivered(response.stored)
         if !response.stored.isEmpty { configuration.onStored?(response.stored) }
         let reported = sent.resultIDs.filter { resend.removeValue(forKey: $0) == nil }
@@ -634,7 +647,7 @@ public actor Agent {
 
     /// At start-up: interrupted commands become failures (never rerun); received-but-not-started
     /// ones are scheduled.
-    private func recoverIfNeeded() {
+    func recoverIfNeeded() {
         guard !recovered else { return }
         recovered = true
         do {

@@ -1,6 +1,15 @@
 public import BackchannelProtocol
 public import Foundation
 
+/// How an agent reaches its hub.
+public enum AgentChannel: String, Sendable, Hashable, CaseIterable {
+    /// `POST /v1/poll`, long-polling when configured.
+    case poll
+    /// The WebSocket channel `/v1/ws`: the hub pushes work as it arrives; the device is present
+    /// while connected.
+    case webSocket = "websocket"
+}
+
 /// The bindings of the device protocol an agent can speak.
 public enum WireEncoding: String, Sendable, Hashable, CaseIterable {
     /// `application/json` (the default).
@@ -26,6 +35,8 @@ public struct AgentConfiguration: Sendable {
     public var longPoll: Double = 0
     /// The binding the device speaks: JSON (default) or SOAP 1.2.
     public var encoding: WireEncoding = .json
+    /// How the device reaches the hub: polling (default) or the WebSocket channel (JSON only).
+    public var channel: AgentChannel = .poll
     /// Most uplink items per poll.
     public var maxUplinkPerPoll: Int = 500
     /// Most results per poll.

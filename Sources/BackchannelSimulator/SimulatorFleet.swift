@@ -24,6 +24,8 @@ public struct FleetConfiguration: Sendable {
     public var longPoll: Double = 25
     /// The binding the meters speak.
     public var encoding: WireEncoding = .json
+    /// How the meters reach the hub: polling, or the WebSocket channel.
+    public var channel: AgentChannel = .poll
     /// Meters whose firmware downloads are damaged (the corrupted-download case).
     public var corruptFirmware: Set<String> = []
     /// Commands each meter runs at once.
@@ -91,6 +93,7 @@ public final class SimulatorFleet: Sendable {
             )
             agentConfiguration.longPoll = configuration.longPoll
             agentConfiguration.encoding = configuration.encoding
+            agentConfiguration.channel = configuration.channel
             agentConfiguration.concurrency = configuration.concurrency
             agentConfiguration.presence = PresenceReport(state: .available)
             agentConfiguration.onStored = { [storedLog] ids in storedLog.recordStored(device: id, ids: ids) }

@@ -11,3 +11,4 @@ extension WireEncoding: ExpressibleByArgument {}
 extension ExportFormat: ExpressibleByArgument {}
 extension InferredPresence: ExpressibleByArgument {}
 extension DeliveryMode: ExpressibleByArgument {}
+extension AgentChannel: ExpressibleByArgument {}

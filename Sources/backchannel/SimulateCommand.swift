@@ -44,6 +44,9 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "The binding the meters speak: json, or soap (SOAP 1.2 with SOAP-in-SOAP envelopes).")
     var encoding: WireEncoding = .json
 
+    @Option(help: "How the meters reach the hub: poll, or websocket (the instant channel; JSON only).")
+    var channel: AgentChannel = .poll
+
     @Option(
         name: .customLong("corrupt-firmware"),
         help: "A meter whose firmware downloads arrive damaged, to exercise the failure path (repeatable).")
@@ -63,6 +66,9 @@ struct SimulateCommand: AsyncParsableCommand {
         guard first >= 0 else { throw ValidationError("--first must be zero or positive") }
         guard interval >= 0.1, interval <= 86400 else { throw ValidationError("--interval must be 0.1-86400 seconds") }
         guard longPoll >= 0, longPoll <= 600 else { throw ValidationError("--long-poll must be 0-600 seconds") }
+        if channel == .webSocket && encoding == .soap {
+            throw ValidationError("--channel websocket carries JSON only; drop --encoding soap")
+        }
         guard URL(string: hub)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
             throw ValidationError("--hub must be an http:// or https:// URL")
         }
@@ -82,6 +88,7 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.longPoll = longPoll
         configuration.encoding = encoding
         configuration.corruptFirmware = Set(corruptFirmware)
+        configuration.channel = channel
         let fleet: SimulatorFleet
         do {
             fleet = try await SimulatorFleet.start(configuration, logger: Logger(label: "backchannel.sim")) {

@@ -1,3 +1,4 @@
+import BackchannelAgent
 import BackchannelHub
 import BackchannelProtocol
 import Foundation
@@ -60,6 +61,37 @@ import Testing
         #expect(done.state == .succeeded)
         #expect(done.outcome?.data == ["tripped": true])
         #expect(received.withLock { $0.contains { $0.requests.map(\.id) == [view.id] && $0.seq == 0 } }, "pushed")
+        await live.stop()
+    }
+
+    @Test func theAgentRunsItsWholeSessionOverTheSocket() async throws {
+        let h = try HubHarness(systemClock: true)
+        let token = try await h.provision("ws-agent")
+        let live = try await LiveHub.start(h.hub)
+        var configuration = AgentConfiguration(
+            hubURL: live.url, deviceID: "ws-agent", token: token,
+            stateDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("bc-wsa-\(UUID().uuidString)")
+        )
+        configuration.channel = .webSocket
+        var logger = Logger(label: "test.ws-agent")
+        logger.logLevel = .critical
+        let agent = try Agent(configuration: configuration, logger: logger)
+        await agent.register("read") { _ in .succeeded(["kWh": 42]) }
+        let loop = Task { await agent.run() }
+        try await waitUntil("the socket's push poll is held") { h.hub.metrics.snapshot.heldPolls == 1 }
+        // Instant, queued, and the agent's own reading, all over the socket.
+        let (instant, _) = try await h.hub.submit(
+            SubmitCommandRequest(name: "read", args: [:], delivery: .instant), to: "ws-agent")
+        #expect([MessageState.acked, .succeeded].contains(instant.state))
+        let queued = try await h.submit("read", to: "ws-agent")
+        #expect(try await h.hub.command(queued.id, waitingUpTo: 10).state == .succeeded)
+        try await agent.emit(.reading, name: "meter", data: ["kWh": 42])
+        try await waitUntil("the reading is stored") {
+            try await !h.hub.uplink(device: "ws-agent", kind: .reading, cursor: nil, limit: 1).items.isEmpty
+        }
+        #expect(h.hub.presence.view("ws-agent")?.inferred == .online)
+        loop.cancel()
+        await loop.value
         await live.stop()
     }
 
