@@ -116,9 +116,7 @@ extension Agent {
             let status = frame["status"]?.doubleValue
         else { return }
         socketAwaiting = false
-        let body = frame["error"].flatMap { try? WireJSON.encode($0) }.flatMap {
-            try? WireJSON.decode(ErrorBody.self, from: $0)
-        }
+        let body = frame["error"].flatMap { WireJSON.convert($0, to: ErrorBody.self) }
         do {
             _ = try handle(
                 .failure(status: Int(status), body: body, retryAfter: body?.retryAfter), for: pending,

@@ -411,7 +411,7 @@ public actor Agent {
         if let i = index(after: "uplink["), i < sent.uplinkIDs.count {
             let id = sent.uplinkIDs[i]
             if let item = outbox.peek(max: outbox.count).first(where: { $0.id == id }) {
-                dead["uplink"] = (try? WireJSON.decode(JSONValue.self, from: WireJSON.encode(item))) ?? .string(id)
+                dead["uplink"] = WireJSON.value(item) ?? .string(id)
             }
             try outbox.markDelivered([id])
         } else if let i = index(after: "results["), i < sent.resultIDs.count {

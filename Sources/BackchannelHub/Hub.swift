@@ -72,10 +72,9 @@ public final class Hub: Sendable {
     /// Publishes presence transitions as `device.presence` events.
     func publish(_ transitions: [PresenceTransition]) {
         for transition in transitions {
-            let data = (try? WireJSON.encode(transition)).flatMap { try? WireJSON.decode(JSONValue.self, from: $0) }
             events.publish(
                 .devicePresence, at: transition.at, device: transition.device, detail: transition.to.rawValue,
-                data: data)
+                data: WireJSON.value(transition))
         }
     }
 

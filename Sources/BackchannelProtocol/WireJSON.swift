@@ -22,6 +22,16 @@ public enum WireJSON {
     }
 
     /// Decodes a value from wire JSON.
+    /// A value as a ``JSONValue`` (its wire JSON, decoded), or nil if it cannot be encoded.
+    public static func value(_ value: some Encodable) -> JSONValue? {
+        (try? encode(value)).flatMap { try? decode(JSONValue.self, from: $0) }
+    }
+
+    /// A ``JSONValue`` read as `type`, or nil if it does not have that shape.
+    public static func convert<T: Decodable>(_ value: JSONValue, to type: T.Type) -> T? {
+        (try? encode(value)).flatMap { try? decode(type, from: $0) }
+    }
+
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         try decoder().decode(type, from: data)
     }

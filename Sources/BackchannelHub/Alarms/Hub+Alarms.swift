@@ -203,10 +203,9 @@ extension Hub {
     /// Publishes alarm changes as `alarm` events.
     func publish(_ changes: [AlarmEvent]) {
         for change in changes {
-            let data = (try? WireJSON.encode(change)).flatMap { try? WireJSON.decode(JSONValue.self, from: $0) }
             events.publish(
                 .alarm, at: change.step.at, device: change.device,
-                detail: "\(change.step.kind.rawValue) \(change.name)", data: data)
+                detail: "\(change.step.kind.rawValue) \(change.name)", data: WireJSON.value(change))
         }
     }
 }

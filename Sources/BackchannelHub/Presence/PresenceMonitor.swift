@@ -40,10 +40,7 @@ extension Hub {
     func presenceTick() async {
         let wakeup = Wakeup()
         let now = clock.now()
-        let cap = now.adding(seconds: 60)
-        var until = presence.nextDeadline(sleeping: wakeup, until: cap) ?? cap
-        if until > cap { until = cap }
-        _ = presence.nextDeadline(sleeping: wakeup, until: until)
+        let until = presence.wakeTime(wakeup, cap: now.adding(seconds: 60))
         let seconds = until.seconds(since: now)
         if seconds > 0 {
             // Shutdown cancels this task: the wait must end then, not at the next deadline.

@@ -129,12 +129,14 @@ public final class PresenceService: Sendable {
         }
     }
 
-    /// The earliest armed deadline, and registers `wakeup` to be signalled if a sooner one is armed.
-    func nextDeadline(sleeping wakeup: Wakeup?, until: Timestamp?) -> Timestamp? {
+    /// When the monitor should wake: the earliest armed deadline, at most `cap`. Registers
+    /// `wakeup` to be signalled if a sooner deadline is armed meanwhile.
+    func wakeTime(_ wakeup: Wakeup, cap: Timestamp) -> Timestamp {
         state.withLock { state in
+            let until = min(state.heap.peek()?.0 ?? cap, cap)
             state.sleeper = wakeup
             state.sleepingUntil = until
-            return state.heap.peek()?.0
+            return until
         }
     }
 

@@ -136,8 +136,7 @@ extension Hub {
     static func socketError(_ error: HubError) -> String {
         let value: JSONValue = [
             "status": .number(Double(error.status.code)),
-            "error": (try? WireJSON.encode(error.body)).flatMap { try? WireJSON.decode(JSONValue.self, from: $0) }
-                ?? .null,
+            "error": WireJSON.value(error.body) ?? .null,
         ]
         return (try? WireJSON.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
