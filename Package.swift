@@ -27,10 +27,34 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         .target(
             name: "BackchannelProtocol",
+            swiftSettings: strictSettings
+        ),
+        // End-to-end security that does not trust the hub: Ed25519 command signatures, the
+        // device's trust policy and nonce ledger, and multi-audience sealed payloads (HPKE).
+        .target(
+            name: "BackchannelSecurity",
+            dependencies: [
+                "BackchannelProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Transport security: a private CA, hub and device certificates, NIOSSL configurations.
+        .target(
+            name: "BackchannelTLS",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -54,6 +78,9 @@ let package = Package(
                 "BackchannelProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                "BackchannelTLS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -65,6 +92,9 @@ let package = Package(
             name: "BackchannelAgent",
             dependencies: [
                 "BackchannelProtocol",
+                "BackchannelSecurity",
+                "BackchannelTLS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -76,6 +106,8 @@ let package = Package(
             name: "BackchannelClient",
             dependencies: [
                 "BackchannelProtocol",
+                "BackchannelSecurity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -101,6 +133,8 @@ let package = Package(
                 "BackchannelAgent",
                 "BackchannelClient",
                 "BackchannelSimulator",
+                "BackchannelSecurity",
+                "BackchannelTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -124,10 +158,16 @@ let package = Package(
             name: "BackchannelHubTests",
             dependencies: [
                 "BackchannelHub", "BackchannelStore", "BackchannelSQLite", "BackchannelProtocol",
-                "BackchannelAgent", "BackchannelSimulator", "BackchannelClient",
+                "BackchannelAgent", "BackchannelSimulator", "BackchannelClient", "BackchannelSecurity",
+                "BackchannelTLS",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BackchannelSecurityTests",
+            dependencies: ["BackchannelSecurity", "BackchannelTLS", "BackchannelProtocol"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -99,6 +99,12 @@ public struct SubmitCommandRequest: Sendable, Hashable, Codable {
     public var timeout: Double?
     /// How the command is delivered; default `queued`.
     public var delivery: DeliveryMode?
+    /// The command id, chosen by the client (a ``MessageID``). Required with `signature`, since
+    /// the signature covers it; otherwise the hub assigns one.
+    public var id: String?
+    /// The issuer's end-to-end signature (see ``CommandSignature``). A signed command must give
+    /// `id` and `expiresAt` explicitly; the hub forwards the signature to the device unchanged.
+    public var signature: CommandSignature?
 
     /// Creates a submission.
     public init(

@@ -83,6 +83,10 @@ public struct LogicalRequest: Sendable, Hashable, Codable {
     /// For a request sent through the SOAP binding: the inner SOAP envelope exactly as the
     /// sender wrote it. A SOAP device receives these bytes unchanged.
     public var envelope: String?
+    /// The issuer's end-to-end signature, forwarded unchanged; see ``CommandSignature``.
+    public var signature: CommandSignature?
+    /// For a rendezvous request: the sender's `ref`, which a sender's signature covers as `id`.
+    public var ref: String?
 
     /// Creates a logical request.
     public init(
@@ -94,8 +98,12 @@ public struct LogicalRequest: Sendable, Hashable, Codable {
         expiresAt: Timestamp,
         notBefore: Timestamp? = nil,
         attempt: Int,
-        envelope: String? = nil
+        envelope: String? = nil,
+        signature: CommandSignature? = nil,
+        ref: String? = nil
     ) {
+        self.signature = signature
+        self.ref = ref
         self.id = id
         self.origin = origin
         self.name = name

@@ -22,6 +22,12 @@ public struct PeerRequest: Sendable, Hashable, Codable {
     /// For a request sent through the SOAP binding: the inner SOAP envelope exactly as the
     /// sender wrote it, forwarded unchanged to a SOAP target.
     public var envelope: String?
+    /// The sender's end-to-end signature, forwarded to the target unchanged. It covers `ref` as
+    /// the id, the target device, name, args, notBefore and an explicit expiry: a signed peer
+    /// request must give `expiresAt`.
+    public var signature: CommandSignature?
+    /// Absolute expiry (instead of `ttl`); required with `signature`.
+    public var expiresAt: Timestamp?
 
     /// Creates a peer request.
     public init(
@@ -230,6 +236,15 @@ extension PeerRequest {
         }
         if let ttl, !(ttl > 0 && ttl.isFinite) {
             throw ValidationFailure(field: "\(field).ttl", reason: "must be a positive number of seconds")
+        }
+        if ttl != nil, expiresAt != nil {
+            throw ValidationFailure(field: "\(field).expiresAt", reason: "give ttl or expiresAt, not both")
+        }
+        if let signature {
+            try signature.validate(field: "\(field).signature")
+            guard expiresAt != nil else {
+                throw ValidationFailure(field: "\(field).expiresAt", reason: "a signed request must give expiresAt")
+            }
         }
     }
 }

@@ -1,0 +1,1 @@
+// End-to-end security primitives: see the files of this target.

@@ -1,0 +1,1 @@
+// Transport security: see the files of this target.
