@@ -323,13 +323,13 @@ public final class OperatorClient: Sendable {
 
     // MARK: Plumbing
 
-    private func call<Response: Decodable>(
+    func call<Response: Decodable>(
         _ method: HTTPMethod, _ path: String, query: [String: String?] = [:], timeout: Double = 30
     ) async throws -> Response {
         try await call(method, path, query: query, body: Optional<String>.none, timeout: timeout)
     }
 
-    private func call<Body: Encodable, Response: Decodable>(
+    func call<Body: Encodable, Response: Decodable>(
         _ method: HTTPMethod, _ path: String, query: [String: String?] = [:], body: Body?, timeout: Double = 30
     ) async throws -> Response {
         let encoded = try body.map { try WireJSON.encode($0) }
@@ -341,7 +341,7 @@ public final class OperatorClient: Sendable {
         return try WireJSON.decode(Response.self, from: data)
     }
 
-    private func raw(
+    func raw(
         _ method: HTTPMethod, _ path: String, body: Data?, timeout: Double, absolute: Bool = false
     ) async throws -> (Int, Data) {
         var request = HTTPClientRequest(url: absolute ? path : hubURL + path)
@@ -365,7 +365,7 @@ public final class OperatorClient: Sendable {
         return hubURL + path + (items.isEmpty ? "" : "?" + items.joined(separator: "&"))
     }
 
-    private func escape(_ text: String) -> String {
+    func escape(_ text: String) -> String {
         text.addingPercentEncoding(
             withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=/?+"))) ?? text
     }

@@ -6,9 +6,14 @@ import Synchronization
 
 extension Hub {
     /// Starts a campaign: one child command per target device, in waves when asked.
-    public func startCampaign(_ request: StartCampaignRequest) async throws(HubError) -> CampaignView {
+    ///
+    /// With `tenant`, only that tenant's devices can be targets: a device of another tenant is
+    /// refused exactly as a device that does not exist.
+    public func startCampaign(
+        _ request: StartCampaignRequest, tenant: String? = nil
+    ) async throws(HubError) -> CampaignView {
         let now = clock.now()
-        let targets = try await campaignTargets(request)
+        let targets = try await campaignTargets(request, tenant: tenant)
         guard !targets.isEmpty else { throw HubError.malformed("devices/selector: no device matches") }
         guard targets.count <= configuration.maxCampaignDevices else {
             throw HubError.malformed("devices: at most \(configuration.maxCampaignDevices) per campaign")
@@ -40,10 +45,11 @@ extension Hub {
             }
             children.append(child)
         }
-        let record = CampaignRecord(
+        var record = CampaignRecord(
             id: id, name: request.name, args: children[0].args, createdAt: now, deviceCount: targets.count,
             perMinute: request.perMinute, abortThreshold: request.abortThreshold, minFinished: request.minFinished,
             untilAvailable: untilAvailable, expiresAt: children[0].expiresAt)
+        record.tenant = tenant ?? configuration.systemTenant
         do {
             try await store.insertCampaign(record, children: children)
         } catch let error as StoreError where error.isUnknownDevice {
@@ -61,7 +67,9 @@ extension Hub {
     }
 
     /// The campaign's targets: the listed devices (which must exist) and those the selector matches.
-    private func campaignTargets(_ request: StartCampaignRequest) async throws(HubError) -> [String] {
+    private func campaignTargets(
+        _ request: StartCampaignRequest, tenant: String?
+    ) async throws(HubError) -> [String] {
         var targets: [String] = []
         var seen = Set<String>()
         do {
@@ -69,7 +77,9 @@ extension Hub {
                 guard Identifier.isValid(device) else {
                     throw HubError.malformed("devices: '\(device.prefix(64))' is not a device id")
                 }
-                guard try await store.device(id: device) != nil else { throw HubError.unknownDevice(device) }
+                guard let record = try await store.device(id: device), tenant == nil || record.tenant == tenant else {
+                    throw HubError.unknownDevice(device)
+                }
                 if seen.insert(device).inserted { targets.append(device) }
             }
             if let selector = request.selector {
@@ -77,7 +87,7 @@ extension Hub {
                 else { throw HubError.malformed("selector: must be label:<key>=<value> or *") }
                 var cursor: String?
                 repeat {
-                    let page = try await store.devices(after: cursor, limit: 1000)
+                    let page = try await store.devices(after: cursor, limit: 1000, tenant: tenant)
                     for device in page
                     where RendezvousRule.matches(selector, device: device.id, labels: device.labels)
                         && seen.insert(device.id).inserted
@@ -112,10 +122,10 @@ extension Hub {
     }
 
     /// Campaigns, newest first.
-    public func campaigns(limit: Int) async throws(HubError) -> [CampaignView] {
+    public func campaigns(limit: Int, tenant: String? = nil) async throws(HubError) -> [CampaignView] {
         do {
             var views: [CampaignView] = []
-            for record in try await store.campaigns(limit: limit) {
+            for record in try await store.campaigns(limit: limit, tenant: tenant) {
                 views.append(view(record, counts: try await store.campaignCounts(id: record.id), children: nil))
             }
             return views

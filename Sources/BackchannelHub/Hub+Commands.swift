@@ -21,6 +21,8 @@ extension Hub {
             throw HubError.unknownDevice(device)
         } catch let error as StoreError where error.isIdempotencyMismatch {
             throw HubError.conflict(error.message)
+        } catch let error as StoreError where error.isConflict {
+            throw HubError.conflict("command id '\(record.id)' is already used")
         } catch {
             throw storeFailure(error)
         }
@@ -123,12 +125,26 @@ extension Hub {
         if let key = request.idempotencyKey, key.hasPrefix("rv:") {
             throw HubError.malformed("idempotencyKey: keys starting with rv: are reserved for rendezvous")
         }
+        if let id = request.id, !Identifier.isValid(id, maxBytes: 64) {
+            throw HubError.malformed("id: must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+        }
+        if let signature = request.signature {
+            do throws(ValidationFailure) {
+                try signature.validate()
+            } catch {
+                throw HubError.malformed(error.description)
+            }
+            guard request.id != nil, request.expiresAt != nil else {
+                throw HubError.malformed("a signed command must give its id and expiresAt: the signature covers them")
+            }
+        }
         var record = CommandRecord(
-            id: MessageID.make(at: now), device: device, origin: origin, name: request.name, args: args,
+            id: request.id ?? MessageID.make(at: now), device: device, origin: origin, name: request.name, args: args,
             createdAt: now, expiresAt: expiresAt, notBefore: request.notBefore, idempotencyKey: request.idempotencyKey,
             maxAttempts: maxAttempts, executionTimeoutMs: Int64((timeout * 1000).rounded())
         )
         record.delivery = request.delivery ?? .queued
+        record.signature = request.signature
         return record
     }
 
@@ -171,13 +187,13 @@ extension Hub {
 
     /// A page of commands, newest first.
     public func commands(
-        device: String?, state: MessageState?, cursor: String?, limit: Int
+        device: String?, state: MessageState?, cursor: String?, limit: Int, tenant: String? = nil
     ) async throws(HubError) -> Page<CommandView> {
         do {
             if let device, try await store.device(id: device) == nil { throw HubError.unknownDevice(device) }
-            let records = try await store.commands(
-                CommandQuery(device: device, state: state, before: cursor, limit: limit + 1)
-            )
+            var query = CommandQuery(device: device, state: state, before: cursor, limit: limit + 1)
+            query.tenant = tenant
+            let records = try await store.commands(query)
             let items = records.prefix(limit).map { $0.view() }
             return Page(items: items, nextCursor: records.count > limit ? items.last?.id : nil)
         } catch {

@@ -4,6 +4,9 @@ import BackchannelStore
 extension Hub {
     /// Provisions a device and returns it with its bearer token (shown only here).
     public func provision(_ request: ProvisionDeviceRequest) async throws(HubError) -> ProvisionedDevice {
+        if let tenant = request.tenant, !Identifier.isValid(tenant, maxBytes: 64) {
+            throw HubError.malformed("tenant: must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+        }
         guard Identifier.isValid(request.id, maxBytes: configuration.limits.maxIdentifierBytes) else {
             throw HubError.malformed(
                 "id: must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
@@ -20,7 +23,7 @@ extension Hub {
         let token = Credentials.makeToken()
         let record = DeviceRecord(
             id: request.id, name: request.name, labels: labels, tokenHash: Credentials.hash(token),
-            createdAt: clock.now()
+            createdAt: clock.now(), tenant: request.tenant ?? configuration.systemTenant
         )
         do {
             try await store.insertDevice(record)
@@ -62,9 +65,9 @@ extension Hub {
     }
 
     /// A page of devices ordered by id.
-    public func devices(cursor: String?, limit: Int) async throws(HubError) -> Page<DeviceView> {
+    public func devices(cursor: String?, limit: Int, tenant: String? = nil) async throws(HubError) -> Page<DeviceView> {
         do {
-            let records = try await store.devices(after: cursor, limit: limit + 1)
+            let records = try await store.devices(after: cursor, limit: limit + 1, tenant: tenant)
             let items = records.prefix(limit).map { view($0, pending: nil) }
             return Page(items: items, nextCursor: records.count > limit ? items.last?.id : nil)
         } catch {

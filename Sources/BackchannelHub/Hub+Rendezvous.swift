@@ -5,17 +5,20 @@ import Synchronization
 extension Hub {
     // MARK: Rules (operator API)
 
-    /// Every rendezvous rule, oldest first.
-    public func rendezvousRules() async throws(HubError) -> [RendezvousRule] {
+    /// Every rendezvous rule, oldest first; only the tenant's when `tenant` is given.
+    public func rendezvousRules(tenant: String? = nil) async throws(HubError) -> [RendezvousRule] {
         do {
-            return try await loadRules()
+            return try await loadRules().filter { tenant == nil || $0.tenant == tenant }
         } catch {
             throw storeFailure(error)
         }
     }
 
-    /// Adds a rule letting `from` send `commands` to `to`.
-    public func addRendezvousRule(_ request: CreateRendezvousRule) async throws(HubError) -> RendezvousRule {
+    /// Adds a rule letting `from` send `commands` to `to`. The rule belongs to `tenant` (default:
+    /// the system tenant) and matches only that tenant's devices.
+    public func addRendezvousRule(
+        _ request: CreateRendezvousRule, tenant: String? = nil
+    ) async throws(HubError) -> RendezvousRule {
         if let problem = RendezvousRule.problem(selector: request.from) { throw HubError.malformed("from: \(problem)") }
         if let problem = RendezvousRule.problem(selector: request.to) { throw HubError.malformed("to: \(problem)") }
         guard !request.commands.isEmpty, request.commands.count <= 256 else {
@@ -26,7 +29,8 @@ extension Hub {
         }
         let now = clock.now()
         let rule = RendezvousRule(
-            id: MessageID.make(at: now), from: request.from, to: request.to, commands: request.commands, createdAt: now
+            id: MessageID.make(at: now), from: request.from, to: request.to, commands: request.commands, createdAt: now,
+            tenant: tenant ?? configuration.systemTenant
         )
         do {
             try await store.insertRule(rule)
@@ -40,9 +44,13 @@ extension Hub {
         return rule
     }
 
-    /// Deletes a rule; requests already accepted under it are not affected.
-    public func deleteRendezvousRule(_ id: String) async throws(HubError) {
+    /// Deletes a rule; requests already accepted under it are not affected. With `tenant`, only
+    /// that tenant's rule (another tenant's answers 404).
+    public func deleteRendezvousRule(_ id: String, tenant: String? = nil) async throws(HubError) {
         let deleted: Bool
+        if let tenant, try await rendezvousRules().first(where: { $0.id == id })?.tenant != tenant {
+            throw HubError.hidden(HubError.notFound("no rendezvous rule '\(id)'"))
+        }
         do {
             deleted = try await store.deleteRule(id: id)
         } catch {
@@ -77,8 +85,11 @@ extension Hub {
     func route(_ requests: [PeerRequest], from sender: String, now: Timestamp) async throws -> RoutePlan {
         var plan = RoutePlan()
         guard !requests.isEmpty else { return plan }
-        let rules = try await loadRules()
-        let senderLabels = try await store.device(id: sender)?.labels ?? [:]
+        let senderRecord = try await store.device(id: sender)
+        let senderTenant = senderRecord?.tenant ?? configuration.systemTenant
+        // Rules match within their tenant only; a device never reaches another tenant's device.
+        let rules = try await loadRules().filter { ($0.tenant ?? configuration.systemTenant) == senderTenant }
+        let senderLabels = senderRecord?.labels ?? [:]
         var labelsOf: [String: [String: String]?] = [:]
         for (index, request) in requests.enumerated() {
             func reject(_ code: String, _ detail: String) {
@@ -95,7 +106,10 @@ extension Hub {
                 reject(OutcomeCode.invalidRequest, "a device cannot send a request to itself")
                 continue
             }
-            if labelsOf[target] == nil { labelsOf[target] = .some(try await store.device(id: target)?.labels) }
+            if labelsOf[target] == nil {
+                let record = try await store.device(id: target)
+                labelsOf[target] = .some(record?.tenant == senderTenant ? record?.labels : nil)
+            }
             guard let targetLabels = labelsOf[target] ?? nil else {
                 reject(OutcomeCode.unknownTarget, "no device '\(target)'")
                 continue
@@ -125,11 +139,12 @@ extension Hub {
     private func peerRecord(_ request: PeerRequest, from sender: String, to target: String, now: Timestamp)
         throws(HubError) -> CommandRecord
     {
-        let ttl = request.ttl ?? configuration.defaultTTL
+        let ttl = request.expiresAt.map { $0.seconds(since: now) } ?? request.ttl ?? configuration.defaultTTL
         guard ttl <= configuration.maxTTL else {
             throw HubError.malformed("ttl: longer than \(Int(configuration.maxTTL)) seconds")
         }
-        let expiresAt = now.adding(seconds: ttl)
+        guard ttl > 0 else { throw HubError.malformed("expiresAt: already passed") }
+        let expiresAt = request.expiresAt ?? now.adding(seconds: ttl)
         if let notBefore = request.notBefore, notBefore >= expiresAt {
             throw HubError.malformed("notBefore: must be before the request expires (\(expiresAt))")
         }
@@ -142,6 +157,7 @@ extension Hub {
         record.replyTo = sender
         record.replyRef = request.ref
         record.envelope = request.envelope
+        record.signature = request.signature
         return record
     }
 

@@ -36,6 +36,14 @@ public final class Hub: Sendable {
     let cachedRules = Mutex(RulesCache())
     /// The hub's logger.
     public let logger: Logger
+    /// Operator accounts and the bootstrap token.
+    let operators: OperatorDirectory
+    /// The append-only audit log.
+    let audit: AuditLog
+    /// Requests per operator.
+    let operatorLimiter: RateLimiter
+    /// Device id → tenant, filled as devices are looked up (a device never changes tenant).
+    let deviceTenants = Mutex<[String: String]>([:])
 
     /// Creates a hub over a store.
     public init(
@@ -49,6 +57,10 @@ public final class Hub: Sendable {
         self.clock = clock
         self.logger = logger
         self.directory = DeviceDirectory(store: store)
+        self.operators = OperatorDirectory(
+            store: store, bootstrapHash: configuration.operatorTokenHash, systemTenant: configuration.systemTenant)
+        self.audit = AuditLog(store: store, logger: logger)
+        self.operatorLimiter = RateLimiter(rate: configuration.operatorRate, burst: configuration.operatorBurst)
         self.presence = PresenceService(grace: configuration.presenceGrace)
         var artifacts: ArtifactStore?
         if let directory = configuration.artifactsDirectory {

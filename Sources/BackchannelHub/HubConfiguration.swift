@@ -63,6 +63,12 @@ public struct HubConfiguration: Sendable {
     /// the Host the client used.
     public var publicURL: String?
 
+    /// TLS for the listener (and mTLS device identity when it names a client CA); nil serves
+    /// plain HTTP.
+    public var tls: HubTLSConfiguration?
+    /// Caps on connections: how many at once, and how long a slow or idle client may hold one.
+    public var connectionLimits = HubConnectionLimits()
+
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes: Int = 1 << 20
     /// Per-poll validation limits.
@@ -81,8 +87,16 @@ public struct HubConfiguration: Sendable {
     /// A device's cached "no pending work" is re-checked against the store at least this often.
     public var workHintTTL: Double = 30
 
-    /// SHA-256 (hex) of the operator token that guards `/v1/*` operator routes.
+    /// ``Credentials/hash(_:)`` of the bootstrap operator token: the `root` admin of
+    /// `systemTenant`. Further operators are created with `POST /v1/operators`.
     public var operatorTokenHash: String?
+    /// The tenant of the bootstrap operator; its admins may create operators and devices in
+    /// other tenants and change hub-wide settings.
+    public var systemTenant: String = "default"
+    /// Sustained operator API requests per second allowed per operator (0 disables the limit).
+    public var operatorRate: Double = 50
+    /// Burst of operator requests allowed above the sustained rate.
+    public var operatorBurst: Double = 200
 
     /// Creates the default configuration.
     public init() {}

@@ -12,6 +12,9 @@ public struct HubError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public let status: HTTPResponse.Status
     /// The JSON body.
     public let body: ErrorBody
+    /// Whether this 404 hides a record of another tenant (recorded in the audit log; the
+    /// client sees an ordinary 404).
+    private(set) var hidesOtherTenant = false
 
     init(
         _ status: HTTPResponse.Status, _ code: String, _ message: String, lastSeq: Int64? = nil,
@@ -22,6 +25,13 @@ public struct HubError: Error, HTTPResponseError, Sendable, CustomStringConverti
     }
 
     public var description: String { "\(status.code) \(body.code): \(body.message)" }
+
+    /// The same error, marked as hiding another tenant's record.
+    static func hidden(_ error: HubError) -> HubError {
+        var marked = error
+        marked.hidesOtherTenant = true
+        return marked
+    }
 
     /// 400: the request could not be understood.
     static func malformed(_ message: String) -> HubError { HubError(.badRequest, ErrorCode.malformed, message) }

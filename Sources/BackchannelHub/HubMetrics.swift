@@ -12,6 +12,8 @@ public final class HubMetrics: Sendable {
     let supersededPolls = Atomic<UInt64>(0)
     /// Polls rejected with 4xx/5xx.
     let rejectedPolls = Atomic<UInt64>(0)
+    /// Operator requests refused: bad token, role or tenant.
+    let operatorRejections = Atomic<UInt64>(0)
     /// Long-polls held right now.
     let heldPolls = Atomic<Int>(0)
     /// Commands placed in poll responses.
@@ -67,6 +69,9 @@ public final class HubMetrics: Sendable {
             line(
                 "rejected_polls_total", "Polls answered with an error.", "counter",
                 "\(rejectedPolls.load(ordering: .relaxed))"),
+            line(
+                "operator_rejections_total", "Operator requests refused (token, role or tenant).", "counter",
+                "\(operatorRejections.load(ordering: .relaxed))"),
             line("held_polls", "Long-polls held now.", "gauge", "\(heldPolls.load(ordering: .relaxed))"),
             line(
                 "dispatched_total", "Commands placed in poll responses.", "counter",

@@ -6,9 +6,13 @@ public struct ProvisionDeviceRequest: Sendable, Hashable, Codable {
     public var name: String?
     /// Free-form labels, such as `{"site": "north", "type": "meter"}`.
     public var labels: [String: String]?
+    /// The tenant the device belongs to; default the caller's. Only an admin of the hub's system
+    /// tenant may name another.
+    public var tenant: String?
 
     /// Creates a provisioning request.
-    public init(id: String, name: String? = nil, labels: [String: String]? = nil) {
+    public init(id: String, name: String? = nil, labels: [String: String]? = nil, tenant: String? = nil) {
+        self.tenant = tenant
         self.id = id
         self.name = name
         self.labels = labels

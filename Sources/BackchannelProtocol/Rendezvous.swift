@@ -146,9 +146,14 @@ public struct RendezvousRule: Sendable, Hashable, Codable {
     public var commands: [String]
     /// When the rule was created.
     public var createdAt: Timestamp
+    /// The tenant the rule belongs to; it matches only that tenant's devices.
+    public var tenant: String?
 
     /// Creates a rule.
-    public init(id: String, from: String, to: String, commands: [String], createdAt: Timestamp) {
+    public init(
+        id: String, from: String, to: String, commands: [String], createdAt: Timestamp, tenant: String? = nil
+    ) {
+        self.tenant = tenant
         self.id = id
         self.from = from
         self.to = to

@@ -170,6 +170,43 @@ extension SQLiteMessageStore {
         migrator.registerMigration("v10-settings") { db in
             try db.execute(sql: "CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)")
         }
+        migrator.registerMigration("v11-security") { db in
+            // Tenants own devices (and through them commands, uplink, presence), campaigns and
+            // rules; operators are tenant members with a role; the audit log is append-only,
+            // enforced by triggers. Commands keep their issuer's signature verbatim.
+            try db.execute(
+                sql: """
+                    ALTER TABLE commands ADD COLUMN signature TEXT;
+                    ALTER TABLE devices ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+                    CREATE INDEX devices_tenant ON devices(tenant, id);
+                    ALTER TABLE campaigns ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+                    ALTER TABLE rendezvous_rules ADD COLUMN tenant TEXT;
+                    CREATE TABLE operators (
+                      name TEXT PRIMARY KEY NOT NULL,
+                      tenant TEXT NOT NULL,
+                      role TEXT NOT NULL,
+                      token_hash TEXT NOT NULL,
+                      created_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE audit_log (
+                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                      at INTEGER NOT NULL,
+                      actor TEXT NOT NULL,
+                      tenant TEXT,
+                      action TEXT NOT NULL,
+                      target TEXT,
+                      outcome TEXT NOT NULL,
+                      status INTEGER,
+                      remote TEXT
+                    );
+                    CREATE INDEX audit_log_tenant ON audit_log(tenant, seq);
+                    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+                      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+                      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -199,7 +236,8 @@ extension SQLiteMessageStore {
             tokenHash: row["token_hash"],
             createdAt: Timestamp(milliseconds: row["created_at"]),
             lastSeenAt: (row["last_seen_at"] as Int64?).map(Timestamp.init(milliseconds:)),
-            lastExchange: memo
+            lastExchange: memo,
+            tenant: row["tenant"]
         )
     }
 
@@ -238,6 +276,9 @@ extension SQLiteMessageStore {
         record.replyRef = row["reply_ref"]
         record.replyState = (row["reply_state"] as String?).flatMap(ReplyState.init(rawValue:))
         record.replyLeaseUntil = time("reply_lease")
+        if let signature: String = row["signature"] {
+            record.signature = try decodeJSON(CommandSignature.self, signature)
+        }
         return record
     }
 
@@ -274,8 +315,8 @@ extension SQLiteMessageStore {
             sql: """
                 INSERT INTO commands (id, device_id, origin, name, args, created_at, updated_at, expires_at,
                   not_before, idempotency_key, execution_timeout_ms, state, attempt, max_attempts, reply_to, reply_ref,
-                  envelope, delivery, campaign_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  envelope, delivery, campaign_id, signature)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 command.id, command.device, command.origin, command.name, try encodeJSON(command.args),
@@ -283,6 +324,7 @@ extension SQLiteMessageStore {
                 command.notBefore?.milliseconds, command.idempotencyKey, command.executionTimeoutMs,
                 command.state.rawValue, command.attempt, command.maxAttempts, command.replyTo, command.replyRef,
                 command.envelope, command.delivery.rawValue, command.campaign,
+                try command.signature.map { try encodeJSON($0) },
             ]
         )
         try insert(.created(command), db)

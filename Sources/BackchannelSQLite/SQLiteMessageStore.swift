@@ -70,12 +70,12 @@ public final class SQLiteMessageStore: MessageStore {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO devices (id, name, labels, token_hash, created_at, last_seen_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO devices (id, name, labels, token_hash, created_at, last_seen_at, tenant)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     device.id, device.name, labels, device.tokenHash, device.createdAt.milliseconds,
-                    device.lastSeenAt?.milliseconds,
+                    device.lastSeenAt?.milliseconds, device.tenant,
                 ]
             )
             return ((), true)
@@ -88,9 +88,16 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
-    public func devices(after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
+    public func devices(after cursor: String?, limit: Int, tenant: String?) async throws -> [DeviceRecord] {
         try await pool.read { db in
-            try Row.fetchAll(
+            if let tenant {
+                return try Row.fetchAll(
+                    db,
+                    sql: "SELECT * FROM devices WHERE tenant = ? AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+                    arguments: [tenant, cursor, cursor, limit]
+                ).map(Self.device(from:))
+            }
+            return try Row.fetchAll(
                 db,
                 sql: "SELECT * FROM devices WHERE (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
                 arguments: [cursor, cursor, limit]
@@ -188,6 +195,10 @@ public final class SQLiteMessageStore: MessageStore {
         if let before = query.before {
             conditions.append("rowid < (SELECT rowid FROM commands WHERE id = ?)")
             _ = arguments.append(contentsOf: [before])
+        }
+        if let tenant = query.tenant {
+            conditions.append("device_id IN (SELECT id FROM devices WHERE tenant = ?)")
+            _ = arguments.append(contentsOf: [tenant])
         }
         _ = arguments.append(contentsOf: [query.limit])
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
@@ -483,13 +494,13 @@ public final class SQLiteMessageStore: MessageStore {
             try db.execute(
                 sql: """
                     INSERT INTO campaigns (id, name, args, state, created_at, device_count, per_minute,
-                      abort_threshold, min_finished, until_available, expires_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      abort_threshold, min_finished, until_available, expires_at, tenant)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     campaign.id, campaign.name, args, campaign.state.rawValue, campaign.createdAt.milliseconds,
                     campaign.deviceCount, campaign.perMinute, campaign.abortThreshold, campaign.minFinished,
-                    campaign.untilAvailable, campaign.expiresAt.milliseconds,
+                    campaign.untilAvailable, campaign.expiresAt.milliseconds, campaign.tenant,
                 ]
             )
             for child in children {
@@ -512,6 +523,7 @@ public final class SQLiteMessageStore: MessageStore {
         record.state = state
         record.finishedAt = (row["finished_at"] as Int64?).map(Timestamp.init(milliseconds:))
         record.detail = row["detail"]
+        record.tenant = row["tenant"]
         return record
     }
 
@@ -521,10 +533,13 @@ public final class SQLiteMessageStore: MessageStore {
         }
     }
 
-    public func campaigns(limit: Int) async throws -> [CampaignRecord] {
+    public func campaigns(limit: Int, tenant: String?) async throws -> [CampaignRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM campaigns ORDER BY rowid DESC LIMIT ?", arguments: [limit])
-                .map(Self.campaign(from:))
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM campaigns WHERE (? IS NULL OR tenant = ?) ORDER BY rowid DESC LIMIT ?",
+                arguments: [tenant, tenant, limit]
+            ).map(Self.campaign(from:))
         }
     }
 
@@ -637,10 +652,12 @@ public final class SQLiteMessageStore: MessageStore {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO rendezvous_rules (id, from_selector, to_selector, commands, created_at)
-                    VALUES (?, ?, ?, ?, ?)
+                    INSERT INTO rendezvous_rules (id, from_selector, to_selector, commands, created_at, tenant)
+                    VALUES (?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [rule.id, rule.from, rule.to, commands, rule.createdAt.milliseconds]
+                arguments: [
+                    rule.id, rule.from, rule.to, commands, rule.createdAt.milliseconds, rule.tenant,
+                ]
             )
             return ((), true)
         }
@@ -652,8 +669,99 @@ public final class SQLiteMessageStore: MessageStore {
                 RendezvousRule(
                     id: row["id"], from: row["from_selector"], to: row["to_selector"],
                     commands: try Self.decodeJSON([String].self, row["commands"]),
-                    createdAt: Timestamp(milliseconds: row["created_at"])
+                    createdAt: Timestamp(milliseconds: row["created_at"]), tenant: row["tenant"]
                 )
+            }
+        }
+    }
+
+    // MARK: Operators and audit
+
+    public func insertOperator(_ record: OperatorRecord) async throws {
+        try await write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM operators WHERE name = ?", arguments: [record.name]) == true {
+                throw StoreError.conflict("operator '\(record.name)' already exists")
+            }
+            try db.execute(
+                sql: "INSERT INTO operators (name, tenant, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [
+                    record.name, record.tenant, record.role.rawValue, record.tokenHash, record.createdAt.milliseconds,
+                ]
+            )
+            return ((), true)
+        }
+    }
+
+    static func operatorRecord(from row: Row) throws -> OperatorRecord {
+        guard let role = OperatorRole(rawValue: row["role"]) else { throw StoreError.corrupt("unknown operator role") }
+        return OperatorRecord(
+            name: row["name"], tenant: row["tenant"], role: role, tokenHash: row["token_hash"],
+            createdAt: Timestamp(milliseconds: row["created_at"]))
+    }
+
+    public func operatorRecord(name: String) async throws -> OperatorRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM operators WHERE name = ?", arguments: [name])
+                .map(Self.operatorRecord(from:))
+        }
+    }
+
+    public func operators(tenant: String?) async throws -> [OperatorRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM operators WHERE (? IS NULL OR tenant = ?) ORDER BY name",
+                arguments: [tenant, tenant]
+            ).map(Self.operatorRecord(from:))
+        }
+    }
+
+    public func setOperatorTokenHash(_ tokenHash: String, operator name: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE operators SET token_hash = ? WHERE name = ?", arguments: [tokenHash, name])
+            return (db.changesCount > 0, db.changesCount > 0)
+        }
+    }
+
+    public func deleteOperator(name: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM operators WHERE name = ?", arguments: [name])
+            return (db.changesCount > 0, db.changesCount > 0)
+        }
+    }
+
+    public func appendAudit(_ entries: [AuditEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        try await write { db in
+            for entry in entries {
+                try db.execute(
+                    sql: """
+                        INSERT INTO audit_log (at, actor, tenant, action, target, outcome, status, remote)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        entry.at.milliseconds, entry.actor, entry.tenant, entry.action, entry.target, entry.outcome,
+                        entry.status, entry.remote,
+                    ]
+                )
+            }
+            return ((), true)
+        }
+    }
+
+    public func audit(tenant: String?, before cursor: Int64?, limit: Int) async throws -> [AuditEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM audit_log WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR seq < ?)
+                    ORDER BY seq DESC LIMIT ?
+                    """,
+                arguments: [tenant, tenant, cursor, cursor, limit]
+            ).map { row in
+                AuditEntry(
+                    seq: row["seq"], at: Timestamp(milliseconds: row["at"]), actor: row["actor"],
+                    tenant: row["tenant"], action: row["action"], target: row["target"], outcome: row["outcome"],
+                    status: row["status"], remote: row["remote"])
             }
         }
     }

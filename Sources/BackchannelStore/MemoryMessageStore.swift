@@ -18,6 +18,8 @@ public actor MemoryMessageStore: MessageStore {
     private var settings: [String: Data] = [:]
     private var campaignOrder: [String] = []
     private var presenceLog: [PresenceTransition] = []
+    private var operatorsByName: [String: OperatorRecord] = [:]
+    private var auditLog: [AuditEntry] = []
     private let writes = Atomic<UInt64>(0)
 
     /// Creates an empty store.
@@ -35,8 +37,9 @@ public actor MemoryMessageStore: MessageStore {
 
     public func device(id: String) -> DeviceRecord? { devicesByID[id] }
 
-    public func devices(after cursor: String?, limit: Int) -> [DeviceRecord] {
-        devicesByID.values.filter { cursor == nil || $0.id > cursor! }.sorted { $0.id < $1.id }.prefix(limit).map { $0 }
+    public func devices(after cursor: String?, limit: Int, tenant: String?) -> [DeviceRecord] {
+        devicesByID.values.filter { (cursor == nil || $0.id > cursor!) && (tenant == nil || $0.tenant == tenant) }
+            .sorted { $0.id < $1.id }.prefix(limit).map { $0 }
     }
 
     public func setTokenHash(_ tokenHash: String, device: String) -> Bool {
@@ -88,6 +91,7 @@ public actor MemoryMessageStore: MessageStore {
                 && (query.replyTo == nil || record.replyTo == query.replyTo)
                 && (query.ref == nil || record.replyRef == query.ref)
                 && (query.campaign == nil || record.campaign == query.campaign)
+                && (query.tenant == nil || devicesByID[record.device]?.tenant == query.tenant)
                 && (before == nil || insertion[record.id]! < before!)
         }.sorted { insertion[$0.id]! > insertion[$1.id]! }.prefix(query.limit).map { $0 }
     }
@@ -281,8 +285,50 @@ public actor MemoryMessageStore: MessageStore {
 
     public func campaign(id: String) -> CampaignRecord? { campaignsByID[id] }
 
-    public func campaigns(limit: Int) -> [CampaignRecord] {
-        campaignOrder.reversed().prefix(limit).compactMap { campaignsByID[$0] }
+    public func campaigns(limit: Int, tenant: String?) -> [CampaignRecord] {
+        campaignOrder.reversed().compactMap { campaignsByID[$0] }.filter { tenant == nil || $0.tenant == tenant }
+            .prefix(limit).map { $0 }
+    }
+
+    public func insertOperator(_ record: OperatorRecord) throws {
+        guard operatorsByName[record.name] == nil else {
+            throw StoreError.conflict("operator '\(record.name)' already exists")
+        }
+        operatorsByName[record.name] = record
+        committed()
+    }
+
+    public func operatorRecord(name: String) -> OperatorRecord? { operatorsByName[name] }
+
+    public func operators(tenant: String?) -> [OperatorRecord] {
+        operatorsByName.values.filter { tenant == nil || $0.tenant == tenant }.sorted { $0.name < $1.name }
+    }
+
+    public func setOperatorTokenHash(_ tokenHash: String, operator name: String) -> Bool {
+        guard operatorsByName[name] != nil else { return false }
+        operatorsByName[name]?.tokenHash = tokenHash
+        committed()
+        return true
+    }
+
+    public func deleteOperator(name: String) -> Bool {
+        guard operatorsByName.removeValue(forKey: name) != nil else { return false }
+        committed()
+        return true
+    }
+
+    public func appendAudit(_ entries: [AuditEntry]) {
+        guard !entries.isEmpty else { return }
+        for var entry in entries {
+            entry.seq = Int64(auditLog.count + 1)
+            auditLog.append(entry)
+        }
+        committed()
+    }
+
+    public func audit(tenant: String?, before cursor: Int64?, limit: Int) -> [AuditEntry] {
+        auditLog.reversed().filter { (cursor == nil || $0.seq < cursor!) && (tenant == nil || $0.tenant == tenant) }
+            .prefix(limit).map { $0 }
     }
 
     public func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?, cancelling: String?)

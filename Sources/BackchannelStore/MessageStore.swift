@@ -16,8 +16,8 @@ public protocol MessageStore: Sendable {
     func insertDevice(_ device: DeviceRecord) async throws
     /// The device with this id.
     func device(id: String) async throws -> DeviceRecord?
-    /// Devices ordered by id, starting after `cursor`.
-    func devices(after cursor: String?, limit: Int) async throws -> [DeviceRecord]
+    /// Devices ordered by id, starting after `cursor`; only the tenant's when `tenant` is given.
+    func devices(after cursor: String?, limit: Int, tenant: String?) async throws -> [DeviceRecord]
     /// Replaces a device's token hash. Returns false when the device does not exist.
     func setTokenHash(_ tokenHash: String, device: String) async throws -> Bool
     /// Records last-seen times in one transaction (a batch flushed from memory).
@@ -77,8 +77,8 @@ public protocol MessageStore: Sendable {
     func insertCampaign(_ campaign: CampaignRecord, children: [CommandRecord]) async throws
     /// The campaign with this id.
     func campaign(id: String) async throws -> CampaignRecord?
-    /// Campaigns, newest first.
-    func campaigns(limit: Int) async throws -> [CampaignRecord]
+    /// Campaigns, newest first; only the tenant's when `tenant` is given.
+    func campaigns(limit: Int, tenant: String?) async throws -> [CampaignRecord]
     /// Ends a running campaign and, with `cancelling`, cancels its open children (with that
     /// reason), all in one transaction. Returns nil when it was not running, else the children
     /// canceled (as ``CancelResult/canceled(_:previous:)``).
@@ -105,6 +105,24 @@ public protocol MessageStore: Sendable {
     func rules() async throws -> [RendezvousRule]
     /// Deletes a rule. Returns false when there is no such rule.
     func deleteRule(id: String) async throws -> Bool
+
+    // MARK: Operators and audit
+
+    /// Stores a new operator. Throws ``StoreError/conflict`` when the name exists.
+    func insertOperator(_ record: OperatorRecord) async throws
+    /// The operator with this name.
+    func operatorRecord(name: String) async throws -> OperatorRecord?
+    /// Operators ordered by name; only the tenant's when `tenant` is given.
+    func operators(tenant: String?) async throws -> [OperatorRecord]
+    /// Replaces an operator's token hash. Returns false when there is no such operator.
+    func setOperatorTokenHash(_ tokenHash: String, operator name: String) async throws -> Bool
+    /// Deletes an operator. Returns false when there is no such operator.
+    func deleteOperator(name: String) async throws -> Bool
+    /// Appends entries to the audit log in one transaction; the store assigns `seq` (the given
+    /// value is ignored). The log is append-only: no operation changes or removes an entry.
+    func appendAudit(_ entries: [AuditEntry]) async throws
+    /// Audit entries, newest first, before `cursor` (a `seq`); only the tenant's when given.
+    func audit(tenant: String?, before cursor: Int64?, limit: Int) async throws -> [AuditEntry]
 
     // MARK: Uplink
 
@@ -152,6 +170,16 @@ public struct UplinkCursor: Sendable, Hashable {
 }
 
 extension MessageStore {
+    /// Devices of every tenant ordered by id, starting after `cursor`.
+    public func devices(after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
+        try await devices(after: cursor, limit: limit, tenant: nil)
+    }
+
+    /// Campaigns of every tenant, newest first.
+    public func campaigns(limit: Int) async throws -> [CampaignRecord] {
+        try await campaigns(limit: limit, tenant: nil)
+    }
+
     /// Applies an operator cancellation, from any non-terminal state.
     public func cancel(command: String, at now: Timestamp, reason: String?) async throws -> CancelResult {
         try await cancel(command: command, at: now, reason: reason, onlyFrom: nil)
@@ -192,6 +220,8 @@ public struct CommandQuery: Sendable, Hashable {
     public var campaign: String?
     /// Return commands submitted before the command with this id (a page cursor).
     public var before: String?
+    /// Only commands to devices of this tenant.
+    public var tenant: String?
     public var limit: Int
 
     /// Creates a query.

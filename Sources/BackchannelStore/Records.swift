@@ -17,6 +17,8 @@ public struct DeviceRecord: Sendable, Hashable {
     public var lastSeenAt: Timestamp?
     /// The last physical exchange that changed state, for answering a retried request.
     public var lastExchange: ExchangeMemo?
+    /// The tenant that owns the device and everything about it.
+    public var tenant: String
 
     /// Creates a device record.
     public init(
@@ -26,8 +28,10 @@ public struct DeviceRecord: Sendable, Hashable {
         tokenHash: String,
         createdAt: Timestamp,
         lastSeenAt: Timestamp? = nil,
-        lastExchange: ExchangeMemo? = nil
+        lastExchange: ExchangeMemo? = nil,
+        tenant: String = Tenant.default
     ) {
+        self.tenant = tenant
         self.id = id
         self.name = name
         self.labels = labels
@@ -78,6 +82,8 @@ public struct CommandRecord: Sendable, Hashable {
     public var delivery: DeliveryMode = .queued
     /// The campaign this command is a child of.
     public var campaign: String?
+    /// The issuer's end-to-end signature, stored and forwarded unchanged.
+    public var signature: CommandSignature?
 
     public var state: MessageState
     /// Deliveries so far.
@@ -134,7 +140,8 @@ public struct CommandRecord: Sendable, Hashable {
     public var logicalRequest: LogicalRequest {
         LogicalRequest(
             id: id, origin: origin, name: name, args: args, createdAt: createdAt,
-            expiresAt: expiresAt, notBefore: notBefore, attempt: attempt, envelope: envelope
+            expiresAt: expiresAt, notBefore: notBefore, attempt: attempt, envelope: envelope,
+            signature: signature, ref: replyTo == nil ? nil : replyRef
         )
     }
 
@@ -260,6 +267,8 @@ public struct CampaignRecord: Sendable, Hashable {
     public var untilAvailable: Bool
     public var expiresAt: Timestamp
     public var detail: String?
+    /// The tenant that started it.
+    public var tenant: String = Tenant.default
 
     /// Creates a running campaign.
     public init(
@@ -278,4 +287,33 @@ public struct CampaignRecord: Sendable, Hashable {
         self.untilAvailable = untilAvailable
         self.expiresAt = expiresAt
     }
+}
+
+/// Tenant names.
+public enum Tenant {
+    /// The tenant of devices and records from before tenants existed, and of the hub's
+    /// bootstrap operator.
+    public static let `default` = "default"
+}
+
+/// An operator account. The token itself is never stored: only a salted hash.
+public struct OperatorRecord: Sendable, Hashable {
+    public var name: String
+    public var tenant: String
+    public var role: OperatorRole
+    /// `Credentials.hash(_:)` of the token: algorithm, salt and digest.
+    public var tokenHash: String
+    public var createdAt: Timestamp
+
+    /// Creates a record.
+    public init(name: String, tenant: String, role: OperatorRole, tokenHash: String, createdAt: Timestamp) {
+        self.name = name
+        self.tenant = tenant
+        self.role = role
+        self.tokenHash = tokenHash
+        self.createdAt = createdAt
+    }
+
+    /// The operator as the API shows it.
+    public var view: OperatorView { OperatorView(name: name, role: role, tenant: tenant, createdAt: createdAt) }
 }

@@ -18,7 +18,8 @@ struct Backchannel: AsyncParsableCommand {
         subcommands: [
             HubCommand.self, DemoCommand.self, SimulateCommand.self, DevicesCommand.self, SendCommand.self,
             CommandsCommand.self, ReadingsCommand.self, WatchCommand.self, PresenceCommand.self, RendezvousCommand.self,
-            ExportCommand.self,
+            ExportCommand.self, CampaignCommand.self, FirmwareCommand.self, AlarmsCommand.self,
+            OperatorsCommand.self, AuditCommand.self,
             BenchCommand.self,
         ]
     )

@@ -53,7 +53,10 @@ import Testing
             // The token works for polling; the hub stored only its hash.
             let poll = try await h.poll(makePoll("meter-7", seq: 1), token: provisioned.token)
             #expect(poll.seq == 1)
-            #expect(try await h.store.device(id: "meter-7")?.tokenHash == Credentials.hash(provisioned.token))
+            let stored = try #require(try await h.store.device(id: "meter-7")?.tokenHash)
+            #expect(Credentials.matches(provisioned.token, hash: stored))
+            #expect(!stored.contains(provisioned.token) && stored.hasPrefix("s256$"))
+            #expect(stored != Credentials.hash(provisioned.token), "salted: the same token hashes differently")
             // Rotation replaces it at once.
             let rotated = try api.decode(ProvisionedDevice.self, try await api.call(.post, "/v1/devices/meter-7/token"))
             await #expect(throws: HubError.self) {

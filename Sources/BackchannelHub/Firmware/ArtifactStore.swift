@@ -1,4 +1,5 @@
 public import BackchannelProtocol
+import CoreFoundation
 import Crypto
 public import Foundation
 public import NIOCore

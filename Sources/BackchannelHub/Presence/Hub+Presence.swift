@@ -10,10 +10,10 @@ extension Hub {
     /// A page of devices' presence, ordered by device id, optionally only those in `state` or
     /// (un)available.
     public func presencePage(
-        state: InferredPresence?, available: Bool?, cursor: String?, limit: Int
+        state: InferredPresence?, available: Bool?, cursor: String?, limit: Int, tenant: String? = nil
     ) async throws(HubError) -> Page<PresenceView> {
         do {
-            let records = try await store.devices(after: cursor, limit: limit + 1)
+            let records = try await store.devices(after: cursor, limit: limit + 1, tenant: tenant)
             let page = records.prefix(limit)
             let items = page.map { presence.view($0.id) ?? unknownPresence($0.id) }.filter { view in
                 (state == nil || view.inferred == state) && (available == nil || view.available == available)

@@ -21,9 +21,18 @@ extension Hub {
     public func addArtifactRoutes(
         to router: Router<HubRequestContext>, artifacts: ArtifactStore, maxUploadBytes: Int = 512 << 20
     ) {
-        let api = router.group("v1/artifacts").add(
-            middleware: OperatorAuthMiddleware(tokenHash: configuration.operatorTokenHash))
-        api.post { request, _ -> Response in
+        // Artifacts are content-addressed and hub-wide: any tenant's operators may upload, and
+        // the listing is kept to the system tenant, so no tenant sees another's firmware names.
+        let api = router.group("v1/artifacts").add(middleware: OperatorGate(hub: self))
+        let systemTenant = configuration.systemTenant
+        @Sendable func requireLister(_ context: HubRequestContext) throws(HubError) {
+            let who = try context.require(.readOperations)
+            guard who.tenant == systemTenant else {
+                throw HubError.hidden(HubError.notFound("artifacts are listed to the system tenant only"))
+            }
+        }
+        api.post { request, context -> Response in
+            _ = try context.require(.firmware)
             if let length = request.headers[.contentLength].flatMap(Int64.init), length > Int64(maxUploadBytes) {
                 throw HubError.tooLarge(limit: maxUploadBytes)
             }
@@ -44,10 +53,12 @@ extension Hub {
             }
             return try jsonResponse(info, status: created ? .created : .ok)
         }
-        api.get { _, _ -> Response in
-            try jsonResponse(ArtifactPage(items: try await Self.mapArtifactErrors { try artifacts.list() }))
+        api.get { _, context -> Response in
+            try requireLister(context)
+            return try jsonResponse(ArtifactPage(items: try await Self.mapArtifactErrors { try artifacts.list() }))
         }
         api.get(":sha256/info") { _, context -> Response in
+            try requireLister(context)
             let sha256 = try Self.artifactAddress(try context.pathID("sha256"))
             guard let info = try await Self.mapArtifactErrors({ try artifacts.info(sha256: sha256) }) else {
                 throw HubError.notFound("no artifact has SHA-256 \(sha256)")
@@ -59,7 +70,7 @@ extension Hub {
             guard let device = request.headers[.backchannelDevice] ?? request.query("device") else {
                 throw HubError.unauthorized("name the device in the X-Backchannel-Device header")
             }
-            try await self.authenticateDevice(device, authorization: request.headers[.authorization])
+            try await self.authenticateDevice(device, credential: await self.deviceCredential(request, context))
             let sha256 = try Self.artifactAddress(try context.pathID("sha256"))
             let reader = try await Self.mapArtifactErrors { try artifacts.openReader(sha256) }
             return try Self.firmwareResponse(reader, sha256: sha256, range: request.headers[.range])

@@ -6,20 +6,18 @@ import NIOCore
 import ServiceLifecycle
 
 extension Hub {
-    /// `GET /v1/events`: server-sent events, one `data:` line of JSON per ``HubEvent``, and a
-    /// comment line every 15 s so dead connections are noticed.
-    func eventStream(device: String?) -> Response {
-        eventStream { device == nil || $0.device == device }
-    }
-
-    /// Server-sent events of the events `include` accepts; `onClose` runs when the stream ends.
+    /// Server-sent events of the tenant's events that `include` accepts, one `data:` line of
+    /// JSON per ``HubEvent``, and a comment line every 15 s so dead connections are noticed;
+    /// `onClose` runs when the stream ends.
     func eventStream(
-        onClose: @escaping @Sendable () -> Void = {}, _ include: @escaping @Sendable (HubEvent) -> Bool
+        tenant: String, onClose: @escaping @Sendable () -> Void = {},
+        _ include: @escaping @Sendable (HubEvent) -> Bool
     ) -> Response {
         let events = self.events.subscribe()
         let (lines, sink) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(10_000))
         let forward = Task {
             for await event in events where include(event) {
+                guard await self.event(event, belongsTo: tenant) else { continue }
                 guard let data = try? WireJSON.encode(event) else { continue }
                 sink.yield("data: " + String(decoding: data, as: UTF8.self) + "\n\n")
             }

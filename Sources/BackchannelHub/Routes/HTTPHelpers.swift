@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 
 extension Request {
     /// Collects the body, answering 413 beyond `limit` bytes.
@@ -62,22 +63,57 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) th
     )
 }
 
-/// Requires the operator bearer token on every route it guards.
-struct OperatorAuthMiddleware<Context: RequestContext>: RouterMiddleware {
-    let tokenHash: String?
+/// Guards the operator API: resolves the bearer token to an operator (401 otherwise), applies
+/// the per-operator rate limit (429 with `Retry-After`), and writes the audit log: every request
+/// that changes something, every read of metering data, and every refusal.
+///
+/// Routes then check the role (`context.require`) and the tenant (`Hub.checkDevice` …).
+struct OperatorGate: RouterMiddleware {
+    let hub: Hub
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
-        guard let tokenHash else {
-            throw HubError(
-                .forbidden, ErrorCode.forbidden, "the operator API is disabled: no operator token is configured")
+    func handle(
+        _ request: Request, context: HubRequestContext,
+        next: (Request, HubRequestContext) async throws -> Response
+    ) async throws -> Response {
+        let action = "\(request.method.rawValue) \(request.uri.path)"
+        let remote = context.remoteAddress
+        func entry(_ actor: String, _ tenant: String?, _ outcome: String, _ status: Int) -> AuditEntry {
+            AuditEntry(
+                seq: 0, at: hub.clock.now(), actor: actor, tenant: tenant, action: action, target: nil,
+                outcome: outcome, status: status, remote: remote)
         }
         guard let token = Credentials.bearer(request.headers[.authorization]),
-            Credentials.matches(token, hash: tokenHash)
+            let who = try await hub.operators.principal(token: token)
         else {
+            hub.metrics.operatorRejections.add(1, ordering: .relaxed)
+            hub.audit.enqueue(entry("anonymous", nil, ErrorCode.unauthorized, 401))
             throw HubError.unauthorized("missing or invalid operator token")
         }
-        return try await next(request, context)
+        if let wait = hub.operatorLimiter.take(who.name, now: hub.clock.now()) {
+            hub.audit.enqueue(entry(who.actor, who.tenant, ErrorCode.rateLimited, 429))
+            throw HubError.rateLimited(retryAfter: wait)
+        }
+        var context = context
+        context.principal = who
+        let changes = request.method != .get && request.method != .head
+        let readsData = request.uri.path.hasSuffix("/uplink") || request.uri.path.hasSuffix("/export")
+        do {
+            let response = try await next(request, context)
+            if changes {
+                await hub.audit.record(entry(who.actor, who.tenant, "ok", Int(response.status.code)))
+            } else if readsData {
+                hub.audit.enqueue(entry(who.actor, who.tenant, "ok", Int(response.status.code)))
+            }
+            return response
+        } catch let error as HubError {
+            if error.status == .forbidden || error.hidesOtherTenant {
+                hub.metrics.operatorRejections.add(1, ordering: .relaxed)
+                let outcome = error.hidesOtherTenant ? "other_tenant" : ErrorCode.forbidden
+                hub.audit.enqueue(entry(who.actor, who.tenant, outcome, Int(error.status.code)))
+            } else if changes {
+                await hub.audit.record(entry(who.actor, who.tenant, error.body.code, Int(error.status.code)))
+            }
+            throw error
+        }
     }
 }

@@ -54,8 +54,19 @@ final class GatedStore: MessageStore {
         await deviceGate.pass()
         return r
     }
-    func devices(after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
-        try await inner.devices(after: cursor, limit: limit)
+    func devices(after cursor: String?, limit: Int, tenant: String?) async throws -> [DeviceRecord] {
+        try await inner.devices(after: cursor, limit: limit, tenant: tenant)
+    }
+    func insertOperator(_ record: OperatorRecord) async throws { try await inner.insertOperator(record) }
+    func operatorRecord(name: String) async throws -> OperatorRecord? { try await inner.operatorRecord(name: name) }
+    func operators(tenant: String?) async throws -> [OperatorRecord] { try await inner.operators(tenant: tenant) }
+    func setOperatorTokenHash(_ tokenHash: String, operator name: String) async throws -> Bool {
+        try await inner.setOperatorTokenHash(tokenHash, operator: name)
+    }
+    func deleteOperator(name: String) async throws -> Bool { try await inner.deleteOperator(name: name) }
+    func appendAudit(_ entries: [AuditEntry]) async throws { try await inner.appendAudit(entries) }
+    func audit(tenant: String?, before cursor: Int64?, limit: Int) async throws -> [AuditEntry] {
+        try await inner.audit(tenant: tenant, before: cursor, limit: limit)
     }
     func setTokenHash(_ tokenHash: String, device: String) async throws -> Bool {
         try await inner.setTokenHash(tokenHash, device: device)
@@ -92,7 +103,9 @@ final class GatedStore: MessageStore {
         try await inner.insertCampaign(campaign, children: children)
     }
     func campaign(id: String) async throws -> CampaignRecord? { try await inner.campaign(id: id) }
-    func campaigns(limit: Int) async throws -> [CampaignRecord] { try await inner.campaigns(limit: limit) }
+    func campaigns(limit: Int, tenant: String?) async throws -> [CampaignRecord] {
+        try await inner.campaigns(limit: limit, tenant: tenant)
+    }
     func finishCampaign(id: String, state: CampaignState, at: Timestamp, detail: String?, cancelling: String?)
         async throws -> [CancelResult]?
     {

@@ -1,0 +1,299 @@
+import BackchannelHub
+import BackchannelProtocol
+import BackchannelSQLite
+import BackchannelStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// Every operator endpoint × every role × own and other tenant, plus device tokens on operator
+/// endpoints and one device reading another's queue. Every denial is asserted: 401 without an
+/// operator token, 403 for a role without the permission, 404 for another tenant's record
+/// (exactly like a record that does not exist).
+@Suite struct AuthorizationMatrixTests {
+    typealias API = OperatorAPITests.API
+
+    /// Which tenant's objects a case touches.
+    enum Scope {
+        /// A record of the caller's tenant, or of the other tenant.
+        case record
+        /// A list: it must never show the other tenant's records.
+        case list
+        /// Neither (whoami, hub settings, creating something new in the caller's tenant).
+        case none
+    }
+
+    /// One endpoint. `{dev}`, `{cmd}`, `{camp}`, `{rule}`, `{op}` are replaced by a record of
+    /// the tenant under test; destructive cases get a fresh record for every call.
+    struct Endpoint: Sendable, CustomStringConvertible {
+        var method: HTTPRequest.Method
+        var path: String
+        var body: String?
+        /// The roles allowed (the permission, spelled out per role).
+        var roles: Set<OperatorRole>
+        var scope: Scope
+        var description: String { "\(method) \(path)" }
+    }
+
+    static let all = Set(OperatorRole.allCases)
+    static let readDevices: Set<OperatorRole> = all
+    static let readOperations: Set<OperatorRole> = [.admin, .operator, .viewer]
+    static let readData: Set<OperatorRole> = [.admin, .billing]
+    static let command: Set<OperatorRole> = [.admin, .operator]
+    static let admin: Set<OperatorRole> = [.admin]
+
+    static let endpoints: [Endpoint] = [
+        Endpoint(method: .get, path: "/v1/whoami", roles: all, scope: .none),
+        Endpoint(method: .post, path: "/v1/devices", body: #"{"id":"{new}"}"#, roles: admin, scope: .none),
+        Endpoint(method: .get, path: "/v1/devices", roles: readDevices, scope: .list),
+        Endpoint(method: .get, path: "/v1/devices/{dev}", roles: readDevices, scope: .record),
+        Endpoint(method: .post, path: "/v1/devices/{dev}/token", roles: admin, scope: .record),
+        Endpoint(
+            method: .post, path: "/v1/devices/{dev}/commands", body: #"{"name":"read"}"#, roles: command, scope: .record
+        ),
+        Endpoint(method: .get, path: "/v1/devices/{dev}/commands", roles: readOperations, scope: .record),
+        Endpoint(method: .get, path: "/v1/devices/{dev}/uplink", roles: readData, scope: .record),
+        Endpoint(method: .get, path: "/v1/devices/{dev}/export?format=csv", roles: readData, scope: .record),
+        Endpoint(method: .get, path: "/v1/devices/{dev}/presence", roles: readDevices, scope: .record),
+        Endpoint(method: .post, path: "/v1/devices/{dev}/presence/refresh", roles: command, scope: .record),
+        Endpoint(method: .get, path: "/v1/commands", roles: readOperations, scope: .list),
+        Endpoint(method: .get, path: "/v1/commands?device={dev}", roles: readOperations, scope: .record),
+        Endpoint(method: .get, path: "/v1/commands/{cmd}", roles: readOperations, scope: .record),
+        Endpoint(method: .post, path: "/v1/commands/{cmd}/cancel", roles: command, scope: .record),
+        Endpoint(method: .get, path: "/v1/presence", roles: readDevices, scope: .list),
+        Endpoint(method: .get, path: "/v1/presence/ws", roles: readDevices, scope: .none),
+        Endpoint(
+            method: .post, path: "/v1/campaigns", body: #"{"name":"read","devices":["{dev}"]}"#, roles: command,
+            scope: .record),
+        Endpoint(method: .get, path: "/v1/campaigns", roles: readOperations, scope: .list),
+        Endpoint(method: .get, path: "/v1/campaigns/{camp}", roles: readOperations, scope: .record),
+        Endpoint(method: .post, path: "/v1/campaigns/{camp}/cancel", roles: command, scope: .record),
+        Endpoint(method: .get, path: "/v1/alarms/config", roles: readOperations, scope: .none),
+        // Hub-wide thresholds: only an admin of the system tenant, which no tenant role here is.
+        Endpoint(
+            method: .put, path: "/v1/alarms/config", body: #"{"rules":[],"escalation":{}}"#, roles: [], scope: .none),
+        Endpoint(method: .get, path: "/v1/alarms", roles: readOperations, scope: .list),
+        Endpoint(method: .get, path: "/v1/rendezvous/rules", roles: readOperations, scope: .list),
+        Endpoint(
+            method: .post, path: "/v1/rendezvous/rules", body: #"{"from":"*","to":"*","commands":["read"]}"#,
+            roles: admin, scope: .none),
+        Endpoint(method: .delete, path: "/v1/rendezvous/rules/{rule}", roles: admin, scope: .record),
+        Endpoint(method: .get, path: "/v1/operators", roles: admin, scope: .list),
+        Endpoint(
+            method: .post, path: "/v1/operators", body: #"{"name":"{new}","role":"viewer"}"#, roles: admin, scope: .none
+        ),
+        Endpoint(method: .post, path: "/v1/operators/{op}/token", roles: admin, scope: .record),
+        Endpoint(method: .delete, path: "/v1/operators/{op}", roles: admin, scope: .record),
+        // The log names the paths the caller itself asked for, other tenants' ids included.
+        Endpoint(method: .get, path: "/v1/audit", roles: admin, scope: .none),
+        Endpoint(method: .post, path: "/v1/artifacts?name=fw", body: "firmware-bytes", roles: command, scope: .none),
+        // Artifact listings are kept to the system tenant: a tenant operator gets 404.
+        Endpoint(method: .get, path: "/v1/artifacts", roles: [], scope: .none),
+    ]
+
+    /// The two tenants' fixtures.
+    struct Tenant {
+        var name: String
+        var tokens: [OperatorRole: String] = [:]
+        var device = ""
+        var deviceToken = ""
+        var command = ""
+        var campaign = ""
+    }
+
+    @Test func everyEndpointRoleAndTenant() async throws {
+        let artifacts = FileManager.default.temporaryDirectory.appendingPathComponent("bc-art-\(UUID().uuidString)")
+        let h = try HubHarness {
+            $0.artifactsDirectory = artifacts
+            $0.operatorRate = 0
+        }
+        try await OperatorAPITests.run(h) { api in
+            var acme = try await Self.makeTenant("acme", api)
+            var globex = try await Self.makeTenant("globex", api)
+            var denials = 0
+            for endpoint in Self.endpoints {
+                for role in OperatorRole.allCases {
+                    for (caller, other) in [(acme, globex), (globex, acme)] {
+                        let token = try #require(caller.tokens[role])
+                        let allowed = endpoint.roles.contains(role)
+                        // Own tenant.
+                        let own = try await api.call(
+                            endpoint.method, try await Self.path(endpoint, caller, api), Self.body(endpoint, caller),
+                            token: token)
+                        if allowed {
+                            #expect(
+                                (200..<300).contains(own.status.code) || [409, 426].contains(own.status.code),
+                                "\(role) of \(caller.name): \(endpoint) answered \(own.status.code)")
+                            if endpoint.scope == .list {
+                                let text = String(buffer: own.body)
+                                #expect(!text.contains(other.device), "\(endpoint) leaks \(other.name)'s device")
+                                #expect(!text.contains(other.command), "\(endpoint) leaks \(other.name)'s command")
+                                #expect(!text.contains(other.campaign), "\(endpoint) leaks \(other.name)'s campaign")
+                            }
+                        } else {
+                            let expected: UInt16 = endpoint.path == "/v1/artifacts" && role != .billing ? 404 : 403
+                            #expect(
+                                own.status.code == Int(expected),
+                                "\(role) of \(caller.name): \(endpoint) answered \(own.status.code), not \(expected)")
+                            denials += 1
+                        }
+                        // The other tenant's record: 404 when the role would be allowed, else 403.
+                        if endpoint.scope == .record {
+                            let foreign = try await api.call(
+                                endpoint.method, try await Self.path(endpoint, other, api), Self.body(endpoint, other),
+                                token: token)
+                            #expect(
+                                foreign.status.code == (allowed ? 404 : 403),
+                                "\(role) of \(caller.name) on \(other.name)'s \(endpoint): \(foreign.status.code)")
+                            denials += 1
+                        }
+                    }
+                }
+                // No token, a wrong token, and a device token: 401 on every operator endpoint.
+                for token in [nil, "bco_acme-admin~forged", acme.deviceToken] {
+                    let response = try await api.call(
+                        endpoint.method, try await Self.path(endpoint, acme, api), Self.body(endpoint, acme),
+                        token: token)
+                    #expect(response.status == .unauthorized, "\(endpoint) with token \(token ?? "none")")
+                    denials += 1
+                }
+                // Commands canceled by the cases above are replaced, so later cases see open ones.
+                acme.command = try await Self.command(acme, api)
+                globex.command = try await Self.command(globex, api)
+            }
+            #expect(denials > 300)
+
+            // One device reading another's queue: its token does not open the other's poll.
+            let stolen = try await api.call(
+                .post, "/v1/poll",
+                #"{"device":"\#(globex.device)","seq":1,"sentAt":"2027-01-15T08:00:00.000Z","accept":10,"wait":0}"#,
+                token: acme.deviceToken)
+            #expect(stolen.status == .unauthorized)
+            let rest = try await api.call(.get, "/v1/rest/\(globex.device)/requests", token: acme.deviceToken)
+            #expect(rest.status == .unauthorized)
+
+            // Every refusal above is in the audit log, and a tenant's admin sees only its own.
+            let audit = try await api.call(.get, "/v1/audit?limit=1000", token: acme.tokens[.admin])
+            let entries = try api.decode(Page<AuditEntry>.self, audit).items
+            #expect(entries.contains { $0.outcome == "forbidden" && $0.actor == "operator:acme-viewer" })
+            #expect(entries.contains { $0.outcome == "other_tenant" && $0.actor == "operator:acme-operator" })
+            #expect(entries.allSatisfy { $0.tenant == "acme" })
+        }
+    }
+
+    @Test func tokensAreStoredSaltedAndRevokedAtOnce() async throws {
+        let h = try HubHarness()
+        try await OperatorAPITests.run(h) { api in
+            let created = try await api.call(.post, "/v1/operators", #"{"name":"ops","role":"operator"}"#)
+            #expect(created.status == .created)
+            let credential = try api.decode(OperatorCredential.self, created)
+            let stored = try #require(try await h.store.operatorRecord(name: "ops"))
+            #expect(stored.tokenHash.hasPrefix("s256$") && !stored.tokenHash.contains(credential.token))
+            #expect(try await api.call(.get, "/v1/devices", token: credential.token).status == .ok)
+            let rotated = try api.decode(
+                OperatorCredential.self, try await api.call(.post, "/v1/operators/ops/token"))
+            #expect(try await api.call(.get, "/v1/devices", token: credential.token).status == .unauthorized)
+            #expect(try await api.call(.get, "/v1/devices", token: rotated.token).status == .ok)
+            #expect(try await api.call(.delete, "/v1/operators/ops").status == .noContent)
+            #expect(try await api.call(.get, "/v1/devices", token: rotated.token).status == .unauthorized)
+        }
+    }
+
+    @Test func operatorRateLimitAnswers429WithRetryAfter() async throws {
+        let h = try HubHarness {
+            $0.operatorRate = 1
+            $0.operatorBurst = 3
+        }
+        try await OperatorAPITests.run(h) { api in
+            let other = try api.decode(
+                OperatorCredential.self,
+                try await api.call(.post, "/v1/operators", #"{"name":"calm","role":"viewer"}"#))
+            for _ in 0..<2 { #expect(try await api.call(.get, "/v1/devices").status == .ok) }
+            let limited = try await api.call(.get, "/v1/devices")
+            #expect(limited.status == .tooManyRequests)
+            let retryAfter = try #require(limited.headers[.retryAfter].flatMap(Int.init))
+            #expect((1...2).contains(retryAfter))
+            #expect(try api.decode(ErrorBody.self, limited).code == ErrorCode.rateLimited)
+            // Another operator is not limited by the first one's burst.
+            #expect(try await api.call(.get, "/v1/devices", token: other.token).status == .ok)
+            // Time refills the bucket (the harness clock is manual).
+            h.clock.advance(seconds: 2)
+            #expect(try await api.call(.get, "/v1/devices").status == .ok)
+            // The refusal is in the audit log.
+            h.clock.advance(seconds: 2)
+            let audit = try api.decode(Page<AuditEntry>.self, try await api.call(.get, "/v1/audit"))
+            #expect(audit.items.contains { $0.outcome == ErrorCode.rateLimited && $0.status == 429 })
+        }
+    }
+
+    // MARK: Fixtures
+
+    static func makeTenant(_ name: String, _ api: API) async throws -> Tenant {
+        var tenant = Tenant(name: name)
+        // The bootstrap (system-tenant) admin creates the tenant's admin and provisions into it.
+        let admin = try api.decode(
+            OperatorCredential.self,
+            try await api.call(.post, "/v1/operators", #"{"name":"\#(name)-admin","role":"admin","tenant":"\#(name)"}"#)
+        )
+        tenant.tokens[.admin] = admin.token
+        for role in [OperatorRole.operator, .billing, .viewer] {
+            let created = try await api.call(
+                .post, "/v1/operators", #"{"name":"\#(name)-\#(role.rawValue)","role":"\#(role.rawValue)"}"#,
+                token: admin.token)
+            tenant.tokens[role] = try api.decode(OperatorCredential.self, created).token
+        }
+        let device = try api.decode(
+            ProvisionedDevice.self,
+            try await api.call(.post, "/v1/devices", #"{"id":"\#(name)-meter"}"#, token: admin.token))
+        tenant.device = device.device.id
+        tenant.deviceToken = device.token
+        tenant.command = try await command(tenant, api)
+        tenant.campaign = try await campaign(tenant, api)
+        return tenant
+    }
+
+    static func command(_ tenant: Tenant, _ api: API) async throws -> String {
+        let response = try await api.call(
+            .post, "/v1/devices/\(tenant.device)/commands", #"{"name":"read"}"#, token: tenant.tokens[.admin])
+        return try api.decode(CommandView.self, response).id
+    }
+
+    static func campaign(_ tenant: Tenant, _ api: API) async throws -> String {
+        let response = try await api.call(
+            .post, "/v1/campaigns", #"{"name":"read","devices":["\#(tenant.device)"]}"#, token: tenant.tokens[.admin])
+        return try api.decode(CampaignView.self, response).id
+    }
+
+    static func body(_ endpoint: Endpoint, _ tenant: Tenant) -> String? {
+        endpoint.body?.replacingOccurrences(of: "{new}", with: "n\(UInt64.random(in: 1...UInt64.max))")
+            .replacingOccurrences(of: "{dev}", with: tenant.device)
+    }
+
+    /// The endpoint's path for a tenant's records; destructive cases get fresh records.
+    static func path(_ endpoint: Endpoint, _ tenant: Tenant, _ api: API) async throws -> String {
+        var path = endpoint.path.replacingOccurrences(of: "{dev}", with: tenant.device)
+        let admin = tenant.tokens[.admin]
+        if path.contains("{cmd}") {
+            path = path.replacingOccurrences(of: "{cmd}", with: try await command(tenant, api))
+        }
+        if path.contains("{camp}") {
+            path = path.replacingOccurrences(of: "{camp}", with: try await campaign(tenant, api))
+        }
+        if path.contains("{rule}") {
+            let rule = try api.decode(
+                RendezvousRule.self,
+                try await api.call(
+                    .post, "/v1/rendezvous/rules", #"{"from":"*","to":"*","commands":["read"]}"#, token: admin))
+            path = path.replacingOccurrences(of: "{rule}", with: rule.id)
+        }
+        if path.contains("{op}") {
+            let name = "\(tenant.name)-v\(UInt64.random(in: 1...UInt64.max))"
+            _ = try await api.call(.post, "/v1/operators", #"{"name":"\#(name)","role":"viewer"}"#, token: admin)
+            path = path.replacingOccurrences(of: "{op}", with: name)
+        }
+        return path
+    }
+}
