@@ -69,6 +69,12 @@ struct HubOptions: ParsableArguments {
     )
     var operatorToken: String?
 
+    @Option(help: "Operator API requests per second allowed per operator (0: no limit); beyond it 429.")
+    var operatorRate: Double = 50
+
+    @Option(help: "Burst of operator requests allowed above --operator-rate.")
+    var operatorBurst: Double = 200
+
     @Flag(inversion: .prefixedNo, help: "Save the operator token in ~/.backchannel/credentials.json for local CLI use.")
     var saveCredentials = true
 
@@ -83,6 +89,9 @@ struct HubOptions: ParsableArguments {
         guard maxWait >= 0, maxWait <= 600 else { throw ValidationError("--max-wait must be 0-600 seconds") }
         guard lease >= 1, lease <= 86400 else { throw ValidationError("--lease must be 1-86400 seconds") }
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-100") }
+        guard operatorRate >= 0, operatorRate.isFinite, operatorBurst >= 1, operatorBurst.isFinite else {
+            throw ValidationError("--operator-rate must be 0 or more and --operator-burst 1 or more")
+        }
         guard dispatchLead >= 0, dispatchLead <= 3600 else {
             throw ValidationError("--dispatch-lead must be 0-3600 seconds")
         }
@@ -110,6 +119,8 @@ struct HubOptions: ParsableArguments {
         configuration.presenceGrace = presenceGrace
         configuration.dispatchLead = dispatchLead
         configuration.publicURL = publicURL
+        configuration.operatorRate = operatorRate
+        configuration.operatorBurst = operatorBurst
         return configuration
     }
 }
