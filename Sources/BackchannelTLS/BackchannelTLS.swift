@@ -1,1 +1,0 @@
-// Transport security: see the files of this target.
