@@ -2,10 +2,12 @@ import BackchannelStore
 public import Foundation
 import HTTPTypes
 public import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
 import NIOCore
-public import ServiceLifecycle
+import ServiceLifecycle
 
 /// Builds the hub's HTTP application: device endpoint, operator API, OpenAPI document,
 /// metrics, health, plus the sweeper and last-seen flusher services.
@@ -18,11 +20,7 @@ public func buildApplication(
     let router = buildRouter(hub: hub)
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            configuration: .init(ws: .init(maxFrameSize: hub.configuration.maxBodyBytes))
-        ) { request, _, _ in
-            await hub.shouldUpgrade(request)
-        },
+        server: hubServer(hub: hub),
         configuration: .init(
             address: .hostname(hub.configuration.host, port: hub.configuration.port),
             serverName: "backchannel",
@@ -36,6 +34,41 @@ public func buildApplication(
         CampaignReconciler(hub: hub),
         ShutdownSignaller(hub: hub))
     return app
+}
+
+/// The hub's HTTP/1.1 server with WebSocket upgrades, over TLS when configured, guarded by the
+/// connection limits: a cap on open connections, a deadline for a new connection's handshake
+/// and first request head, and an idle timeout between requests and within one.
+func hubServer(hub: Hub) -> HTTPServerBuilder {
+    let limits = hub.configuration.connectionLimits
+    let tls = hub.configuration.tls
+    let gate = ConnectionGate(cap: limits.maxConnections)
+    return HTTPServerBuilder { responder in
+        let base = HTTP1WebSocketUpgradeChannel(
+            responder: responder,
+            configuration: .init(
+                http1: .init(
+                    additionalChannelHandlers: [FirstRequestMarker()],
+                    idleTimeout: timeAmount(seconds: limits.idleTimeout)),
+                ws: .init(maxFrameSize: hub.configuration.maxBodyBytes))
+        ) { request, channel, _ in
+            ConnectionGuard.firstRequestArrived(on: channel)
+            return await hub.shouldUpgrade(request, channel: channel)
+        }
+        let firstRequest = timeAmount(seconds: limits.requestHeadTimeout)
+        guard let tls else {
+            return GuardedChildChannel(
+                base: base, gate: gate, firstRequestTimeout: firstRequest, identifiesDevices: false)
+        }
+        return GuardedChildChannel(
+            base: try TLSChannel(base, tlsConfiguration: try tls.makeServerConfiguration()), gate: gate,
+            firstRequestTimeout: firstRequest, identifiesDevices: tls.clientCAFile != nil)
+    }
+}
+
+/// A time amount from seconds with a fraction.
+private func timeAmount(seconds: Double) -> TimeAmount {
+    .nanoseconds(Int64((max(0, seconds) * 1_000_000_000).rounded()))
 }
 
 /// The hub's router, for tests that drive it without a socket.

@@ -5,13 +5,19 @@ import ServiceLifecycle
 import Synchronization
 
 extension Hub {
+    /// Handles one physical request (`POST /v1/poll`) authenticated by its `Authorization`
+    /// header and returns the response body.
+    public func poll(body: Data, authorization: String?) async throws(HubError) -> Data {
+        try await poll(body: body, credential: .bearer(authorization))
+    }
+
     /// Handles one physical request (`POST /v1/poll`) and returns the response body.
     ///
     /// - Parameters:
     ///   - body: the request body, already size-checked.
-    ///   - authorization: the `Authorization` header.
+    ///   - credential: the bearer token or the verified client certificate's device.
     /// - Throws: ``HubError`` for every session-level failure; nothing from a failed request is stored.
-    public func poll(body: Data, authorization: String?) async throws(HubError) -> Data {
+    public func poll(body: Data, credential: DeviceCredential) async throws(HubError) -> Data {
         let request: PollRequest
         do {
             request = try WireJSON.decode(PollRequest.self, from: body)
@@ -20,7 +26,15 @@ extension Hub {
             throw HubError.malformed(WireJSON.describe(error))
         }
         return try await poll(
-            request.withoutEnvelopes, requestHash: Credentials.hash(bytes: body), authorization: authorization)
+            request.withoutEnvelopes, requestHash: Credentials.hash(bytes: body), credential: credential)
+    }
+
+    /// Handles one decoded physical request authenticated by its `Authorization` header; see
+    /// ``poll(_:requestHash:credential:sequenced:)``.
+    public func poll(
+        _ request: PollRequest, requestHash: String, authorization: String?, sequenced: Bool = true
+    ) async throws(HubError) -> Data {
+        try await poll(request, requestHash: requestHash, credential: .bearer(authorization), sequenced: sequenced)
     }
 
     /// Handles one physical request already decoded from another binding (SOAP, REST) and
@@ -29,15 +43,15 @@ extension Hub {
     /// - Parameters:
     ///   - request: the decoded poll.
     ///   - requestHash: hex SHA-256 of the request as received, to recognise a retry.
-    ///   - authorization: the `Authorization` header.
+    ///   - credential: the bearer token or the verified client certificate's device.
     ///   - sequenced: false for the REST binding, whose calls carry no sequence number: no
     ///     sequence checks, no retry memo (retries are safe by ids instead).
     public func poll(
-        _ request: PollRequest, requestHash: String, authorization: String?, sequenced: Bool = true
+        _ request: PollRequest, requestHash: String, credential: DeviceCredential, sequenced: Bool = true
     ) async throws(HubError) -> Data {
         do {
             let response = try await handlePoll(
-                request, requestHash: requestHash, authorization: authorization, sequenced: sequenced)
+                request, requestHash: requestHash, credential: credential, sequenced: sequenced)
             metrics.polls.add(1, ordering: .relaxed)
             return response
         } catch {
@@ -47,7 +61,7 @@ extension Hub {
     }
 
     private func handlePoll(
-        _ request: PollRequest, requestHash: String, authorization: String?, sequenced: Bool
+        _ request: PollRequest, requestHash: String, credential: DeviceCredential, sequenced: Bool
     ) async throws(HubError) -> Data {
         let receivedAt = clock.now()
         do {
@@ -64,9 +78,7 @@ extension Hub {
         } catch {
             throw storeFailure(error)
         }
-        guard let token = Credentials.bearer(authorization), Credentials.matches(token, hash: session.tokenHash) else {
-            throw HubError.unauthorized()
-        }
+        try credential.authenticate(device, tokenHash: session.tokenHash)
         try admit(device, at: receivedAt)
 
         await lanes.enter(device)

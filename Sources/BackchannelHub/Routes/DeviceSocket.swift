@@ -3,20 +3,21 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
-public import HummingbirdWebSocket
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import Synchronization
 
 extension Hub {
     /// The WebSocket upgrades the hub accepts:
-    /// - `/v1/ws`: the instant channel for devices (device token and `X-Backchannel-Device`);
+    /// - `/v1/ws`: the instant channel for devices (`X-Backchannel-Device`, and the device's token
+    ///   or, with mTLS, its client certificate);
     /// - `/v1/presence/ws`: presence changes for operators (operator token), filtered like the
     ///   server-sent event stream.
     ///
     /// Anything else, or a request that fails authentication, is not upgraded and is answered
     /// by the HTTP routes (`GET /v1/ws` answers why).
-    func shouldUpgrade(_ request: HTTPRequest) async -> ShouldUpgradeResult<
+    func shouldUpgrade(_ request: HTTPRequest, channel: any Channel) async -> ShouldUpgradeResult<
         WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
     > {
         let path = request.path.map { String($0.split(separator: "?", maxSplits: 1)[0]) } ?? ""
@@ -25,14 +26,14 @@ extension Hub {
         case "/v1/ws":
             let device = request.headerFields[.backchannelDevice] ?? query.get("device")
             guard let device else { return .dontUpgrade }
+            let credential = await deviceCredential(request.headerFields[.authorization], on: channel)
             do {
-                try await authenticateDevice(device, authorization: request.headerFields[.authorization])
+                try await authenticateDevice(device, credential: credential)
             } catch {
                 return .dontUpgrade
             }
-            let authorization = request.headerFields[.authorization]
             return .upgrade([:]) { inbound, outbound, _ in
-                await self.serveDeviceSocket(device, authorization: authorization, inbound, outbound)
+                await self.serveDeviceSocket(device, credential: credential, inbound, outbound)
             }
         case "/v1/presence/ws":
             guard let hash = configuration.operatorTokenHash,
@@ -67,7 +68,7 @@ extension Hub {
     /// the device and pushes its answer as soon as work or replies arrive. The device is present
     /// while the socket is open.
     private func serveDeviceSocket(
-        _ device: String, authorization: String?, _ inbound: WebSocketInboundStream,
+        _ device: String, credential: DeviceCredential, _ inbound: WebSocketInboundStream,
         _ outbound: WebSocketOutboundWriter
     ) async {
         publish([presence.connected(device, at: clock.now())].compactMap { $0 })
@@ -84,7 +85,7 @@ extension Hub {
                     wait: configuration.maxWait)
                 do {
                     let data = try await self.poll(
-                        poll, requestHash: "", authorization: authorization, sequenced: false)
+                        poll, requestHash: "", credential: credential, sequenced: false)
                     let response = try WireJSON.decode(PollResponse.self, from: data)
                     // Superseded by the device's own frame, or nothing to say: hold again.
                     if response.superseded == true { continue }
@@ -118,7 +119,7 @@ extension Hub {
                     accept.withLock { $0 = request.accept }
                     request.wait = 0  // the socket itself is the long-poll
                     let data = try await self.poll(
-                        request, requestHash: Credentials.hash(bytes: body), authorization: authorization)
+                        request, requestHash: Credentials.hash(bytes: body), credential: credential)
                     answer = String(decoding: data, as: UTF8.self)
                 } catch let error as HubError {
                     answer = Self.socketError(error)

@@ -19,12 +19,13 @@ extension Hub {
             // Reached only when the WebSocket upgrade was refused or not asked for.
             throw HubError(
                 .upgradeRequired, ErrorCode.unauthorized,
-                "open a WebSocket here with the device's bearer token and X-Backchannel-Device: <id>")
+                "open a WebSocket here with X-Backchannel-Device: <id> and the device's bearer token or client certificate"
+            )
         }
-        router.post("/v1/poll") { request, _ -> Response in
+        router.post("/v1/poll") { request, context -> Response in
             let type = request.headers[.contentType]?.lowercased()
             if let type, type.hasPrefix("application/soap+xml") || type.hasPrefix("text/xml") {
-                return await self.soapPoll(request)
+                return await self.soapPoll(request, credential: await self.deviceCredential(request, context))
             }
             let body: Data
             do {
@@ -39,7 +40,7 @@ extension Hub {
                 self.metrics.rejectedPolls.add(1, ordering: .relaxed)
                 throw error
             }
-            let response = try await self.poll(body: body, authorization: request.headers[.authorization])
+            let response = try await self.poll(body: body, credential: await self.deviceCredential(request, context))
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: response))

@@ -62,7 +62,7 @@ extension Hub {
         }
         rest.get(":id/peer-requests/:ref") { request, context -> Response in
             let device = try context.pathID()
-            try await self.authenticateDevice(device, authorization: request.headers[.authorization])
+            try await self.authenticateDevice(device, credential: await self.deviceCredential(request, context))
             return try jsonResponse(try await self.sentRequest(try context.pathID("ref"), from: device))
         }
         rest.post(":id/replies/:reply/ack") { request, context -> Response in
@@ -114,13 +114,18 @@ extension Hub {
         var poll = PollRequest(device: device, seq: 0, sentAt: clock.now(), accept: accept, wait: wait)
         fill(&poll)
         let body = try await self.poll(
-            poll, requestHash: "", authorization: request.headers[.authorization], sequenced: false)
+            poll, requestHash: "", credential: await deviceCredential(request, context), sequenced: false)
         return Response(
             status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     /// Checks a device's bearer token (for REST reads that are not exchanges).
     func authenticateDevice(_ device: String, authorization: String?) async throws(HubError) {
+        try await authenticateDevice(device, credential: .bearer(authorization))
+    }
+
+    /// Checks a device's credential (for REST reads that are not exchanges, downloads, sockets).
+    func authenticateDevice(_ device: String, credential: DeviceCredential) async throws(HubError) {
         let session: DeviceSession?
         do {
             session = try await directory.session(device, now: clock.now(), burst: configuration.devicePollBurst)
@@ -128,8 +133,6 @@ extension Hub {
             throw storeFailure(error)
         }
         guard let session else { throw HubError.unknownDevice(device) }
-        guard let token = Credentials.bearer(authorization), Credentials.matches(token, hash: session.tokenHash) else {
-            throw HubError.unauthorized()
-        }
+        try credential.authenticate(device, tokenHash: session.tokenHash)
     }
 }

@@ -10,7 +10,7 @@ extension Hub {
     /// The SOAP 1.2 binding of `POST /v1/poll`, and its WSDL.
     ///
     /// Every failure is a SOAP 1.2 Fault with the JSON binding's status and error code.
-    func soapPoll(_ request: Request) async -> Response {
+    func soapPoll(_ request: Request, credential: DeviceCredential) async -> Response {
         let body: Data
         do {
             body = try await request.collectBody(limit: configuration.maxBodyBytes)
@@ -23,7 +23,7 @@ extension Hub {
         do {
             let poll = try SOAPCodec.decodePoll(body, limits: configuration.xmlLimits)
             let json = try await self.poll(
-                poll, requestHash: Credentials.hash(bytes: body), authorization: request.headers[.authorization])
+                poll, requestHash: Credentials.hash(bytes: body), credential: credential)
             let response = try WireJSON.decode(PollResponse.self, from: json)
             return Self.soapResponse(SOAPCodec.encodeResponse(response), status: .ok)
         } catch let fault as SOAPFault {
@@ -55,7 +55,7 @@ extension Hub {
     func wsdl(for request: Request) -> Response {
         let base =
             configuration.publicURL
-            ?? "http://\(request.head.authority ?? "\(configuration.host):\(configuration.port)")"
+            ?? "\(configuration.tls == nil ? "http" : "https")://\(request.head.authority ?? "\(configuration.host):\(configuration.port)")"
         let text = WSDLDocument.text.replacingOccurrences(
             of: "{{HUB_URL}}", with: XMLWriter.escapeAttribute(base.hasSuffix("/") ? String(base.dropLast()) : base))
         return Response(
