@@ -37,13 +37,13 @@ extension Agent {
         if base.hasPrefix("https://") { base = "wss://" + base.dropFirst("https://".count) }
         if base.hasPrefix("http://") { base = "ws://" + base.dropFirst("http://".count) }
         var settings = WebSocketClientConfiguration(maxFrameSize: 16 << 20)
-        settings.additionalHeaders = [
-            .authorization: "Bearer \(configuration.token)",
-            HTTPField.Name("X-Backchannel-Device")!: configuration.deviceID,
-        ]
+        settings.additionalHeaders = [HTTPField.Name("X-Backchannel-Device")!: configuration.deviceID]
+        if !configuration.token.isEmpty { settings.additionalHeaders[.authorization] = "Bearer \(configuration.token)" }
         socketHello = false
         let logger = self.logger
-        try await WebSocketClient.connect(url: base + "/v1/ws", configuration: settings, logger: logger) {
+        try await WebSocketClient.connect(
+            url: base + "/v1/ws", configuration: settings, tlsConfiguration: configuration.tls, logger: logger
+        ) {
             inbound, outbound, _ in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

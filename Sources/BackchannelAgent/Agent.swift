@@ -238,7 +238,8 @@ public actor Agent {
                         reply = .success(
                             try await client.poll(
                                 hubURL: configuration.hubURL, token: configuration.token, body: pending.body,
-                                timeout: pending.wait + configuration.requestTimeout, encoding: configuration.encoding
+                                timeout: pending.wait + configuration.requestTimeout, encoding: configuration.encoding,
+                                tls: configuration.tls
                             )
                         )
                     } catch {
@@ -351,7 +352,8 @@ public actor Agent {
         stats.polls += 1
         let reply = try await client.poll(
             hubURL: configuration.hubURL, token: configuration.token, body: pending.body,
-            timeout: pending.wait + configuration.requestTimeout, encoding: configuration.encoding
+            timeout: pending.wait + configuration.requestTimeout, encoding: configuration.encoding,
+            tls: configuration.tls
         )
         return try handle(reply, for: pending, t0: t0)
     }

@@ -1,5 +1,6 @@
 public import BackchannelProtocol
 public import Foundation
+public import NIOSSL
 
 /// How an agent reaches its hub.
 public enum AgentChannel: String, Sendable, Hashable, CaseIterable {
@@ -24,7 +25,8 @@ public struct AgentConfiguration: Sendable {
     public var hubURL: String
     /// The device id, as provisioned.
     public var deviceID: String
-    /// The device's bearer token.
+    /// The device's bearer token; empty when the device authenticates with its client
+    /// certificate instead (mTLS, see ``tls``).
     public var token: String
     /// Directory for the outbox, the execution ledger and the sequence counter. It must
     /// survive restarts for delivery to be exactly-once.
@@ -52,6 +54,10 @@ public struct AgentConfiguration: Sendable {
     public var requestTimeout: Double = 20
     /// The presence the device declares on start.
     public var presence: PresenceReport?
+    /// TLS settings for an `https` hub: the CA its certificate must chain to and, for mutual
+    /// TLS, the device's client certificate (`TLSConfiguration.backchannelClient(...)` reads them
+    /// from PEM files). Nil: the system's trust roots and no client certificate.
+    public var tls: TLSConfiguration?
     /// The device's own clock. Simulators substitute a skewed one.
     public var deviceClock: @Sendable () -> Timestamp = { .now() }
     /// Called with the uplink ids the hub confirmed stored, after they left the outbox.

@@ -3,6 +3,7 @@ import BackchannelProtocol
 public import Foundation
 import NIOCore
 import NIOHTTP1
+public import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
@@ -41,6 +42,9 @@ public struct FirmwareDownloader: Sendable {
     public var chunkSize: Int
     /// Seconds one range request may take.
     public var requestTimeout: Double
+
+    /// TLS settings for an `https` hub (see ``AgentConfiguration/tls``).
+    public var tls: TLSConfiguration?
 
     private let client: HubClient
 
@@ -98,7 +102,8 @@ public struct FirmwareDownloader: Sendable {
             let start = file.size
             var request = HTTPClientRequest(url: hubURL.trimmingSuffix("/") + "/v1/firmware/\(sha256)")
             request.method = .GET
-            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            request.tlsConfiguration = tls
+            if !token.isEmpty { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
             request.headers.add(name: "X-Backchannel-Device", value: device)
             request.headers.add(name: "Range", value: "bytes=\(start)-\(start + Int64(chunkSize) - 1)")
             let response = try await client.http.execute(

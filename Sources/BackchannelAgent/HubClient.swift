@@ -3,6 +3,7 @@ public import BackchannelProtocol
 public import Foundation
 import NIOCore
 import NIOHTTP1
+public import NIOSSL
 
 /// Sends physical requests to a hub. One client can serve many agents (a simulator fleet).
 public final class HubClient: Sendable {
@@ -16,9 +17,11 @@ public final class HubClient: Sendable {
     /// Creates a client with its own connection pool, sized for `connections` concurrent polls.
     ///
     /// A refused or failed connection fails the poll at once (no silent connect retries), so
-    /// the agent's own backoff governs how often an unreachable hub is tried.
-    public init(connections: Int = 64) {
+    /// the agent's own backoff governs how often an unreachable hub is tried. `tls` is the
+    /// default for requests that bring none (an agent's ``AgentConfiguration/tls`` wins).
+    public init(connections: Int = 64, tls: TLSConfiguration? = nil) {
         var configuration = HTTPClient.Configuration()
+        configuration.tlsConfiguration = tls
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, connections)
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(10)
@@ -47,13 +50,21 @@ public final class HubClient: Sendable {
     }
 
     /// Posts a poll body to `<hub>/v1/poll`, in the given binding.
+    ///
+    /// - Parameters:
+    ///   - token: the device's bearer token; empty to send none (the client certificate of
+    ///     `tls` identifies the device).
+    ///   - tls: the TLS settings for an `https` hub (trusted CA, client certificate); nil uses
+    ///     the client's own.
     public func poll(
-        hubURL: String, token: String, body: Data, timeout: Double, encoding: WireEncoding = .json
+        hubURL: String, token: String, body: Data, timeout: Double, encoding: WireEncoding = .json,
+        tls: TLSConfiguration? = nil
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: hubURL.trimmingSuffix("/") + "/v1/poll")
         request.method = .POST
+        request.tlsConfiguration = tls
         request.headers.add(name: "Content-Type", value: encoding == .soap ? SOAP.contentType : "application/json")
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        if !token.isEmpty { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
         let buffer = try await response.body.collect(upTo: 16 << 20)

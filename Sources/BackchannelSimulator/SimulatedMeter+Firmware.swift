@@ -24,10 +24,11 @@ extension SimulatedMeter {
             chunkSize = Int(requested)
         }
         let configuration = agent.configuration
-        let downloader = FirmwareDownloader(
+        var downloader = FirmwareDownloader(
             client: agent.hubClient, hubURL: configuration.hubURL, device: configuration.deviceID,
             token: configuration.token, stateDirectory: configuration.stateDirectory,
             chunkSize: chunkSize)
+        downloader.tls = configuration.tls
         @Sendable func report(_ stage: String, _ extra: [String: JSONValue] = [:]) async {
             var data: [String: JSONValue] = ["sha256": .string(sha), "stage": .string(stage)]
             data.merge(extra) { _, new in new }

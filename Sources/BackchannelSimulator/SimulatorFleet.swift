@@ -3,6 +3,7 @@ import BackchannelClient
 public import BackchannelProtocol
 public import Foundation
 public import Logging
+import NIOSSL
 
 /// Settings for a fleet of simulated meters.
 public struct FleetConfiguration: Sendable {
@@ -32,6 +33,8 @@ public struct FleetConfiguration: Sendable {
     public var concurrency: Int = 4
     /// Where executions are logged; default `<stateDirectory>/executions.jsonl`.
     public var executionLog: URL?
+    /// The CA of an `https` hub, and client certificates of devices that use them.
+    public var tls = FleetTLS()
 
     /// Creates a configuration.
     public init(hubURL: String, operatorToken: String?, count: Int, stateDirectory: URL) {
@@ -78,8 +81,18 @@ public final class SimulatorFleet: Sendable {
         }
         let ids = configuration.deviceIDs
         guard ids.allSatisfy({ Identifier.isValid($0) }) else { throw FleetError("prefix makes invalid device ids") }
-        let credentials = try await provision(configuration, ids: ids, progress: progress)
-        let client = HubClient(connections: configuration.count + 8)
+        // Devices with a client certificate authenticate with it: no token, no provisioning.
+        let tokenDevices = ids.filter { configuration.tls.clientCertificate(for: $0) == nil }
+        var tls: [String: TLSConfiguration] = [:]
+        for id in ids { tls[id] = try configuration.tls.configuration(for: id) }
+        let client = HubClient(connections: configuration.count + 8, tls: try configuration.tls.serverTrust())
+        let credentials: [String: String]
+        do {
+            credentials = try await provision(configuration, ids: tokenDevices, client: client, progress: progress)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
         let log = try ExecutionLog(
             url: configuration.executionLog ?? configuration.stateDirectory.appendingPathComponent("executions.jsonl")
         )
@@ -88,9 +101,10 @@ public final class SimulatorFleet: Sendable {
         var meters: [SimulatedMeter] = []
         for (index, id) in ids.enumerated() {
             var agentConfiguration = AgentConfiguration(
-                hubURL: configuration.hubURL, deviceID: id, token: credentials[id]!,
+                hubURL: configuration.hubURL, deviceID: id, token: credentials[id] ?? "",
                 stateDirectory: configuration.stateDirectory.appendingPathComponent(id)
             )
+            agentConfiguration.tls = tls[id]
             agentConfiguration.longPoll = configuration.longPoll
             agentConfiguration.encoding = configuration.encoding
             agentConfiguration.channel = configuration.channel
@@ -124,7 +138,7 @@ public final class SimulatorFleet: Sendable {
     }
 
     private static func provision(
-        _ configuration: FleetConfiguration, ids: [String], progress: @Sendable (String) -> Void
+        _ configuration: FleetConfiguration, ids: [String], client: HubClient, progress: @Sendable (String) -> Void
     ) async throws -> [String: String] {
         var tokens: [String: String] = [:]
         var missing: [String] = []
@@ -146,16 +160,11 @@ public final class SimulatorFleet: Sendable {
                 "\(missing.count) devices have no saved credentials and no operator token was given to provision them")
         }
         progress("provisioning \(missing.count) devices")
-        let api = OperatorClient(hubURL: configuration.hubURL, token: operatorToken)
-        do {
-            for id in missing {
-                tokens[id] = try await provision(id, configuration: configuration, api: api)
-            }
-        } catch {
-            try? await api.shutdown()
-            throw error
+        // The fleet's client trusts the hub's CA; the fleet shuts it down.
+        let api = OperatorClient(hubURL: configuration.hubURL, token: operatorToken, http: client.http)
+        for id in missing {
+            tokens[id] = try await provision(id, configuration: configuration, api: api)
         }
-        try? await api.shutdown()
         return tokens
     }
 

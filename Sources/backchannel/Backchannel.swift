@@ -19,7 +19,7 @@ struct Backchannel: AsyncParsableCommand {
             HubCommand.self, DemoCommand.self, SimulateCommand.self, DevicesCommand.self, SendCommand.self,
             CommandsCommand.self, ReadingsCommand.self, WatchCommand.self, PresenceCommand.self, RendezvousCommand.self,
             ExportCommand.self, CampaignCommand.self, FirmwareCommand.self, AlarmsCommand.self,
-            OperatorsCommand.self, AuditCommand.self,
+            OperatorsCommand.self, AuditCommand.self, CertsCommand.self,
             BenchCommand.self,
         ]
     )

@@ -1,8 +1,11 @@
 import ArgumentParser
+import AsyncHTTPClient
 import BackchannelAgent
 import BackchannelClient
 import BackchannelProtocol
+import BackchannelTLS
 import Foundation
+import NIOCore
 
 /// Options every operator-client command takes.
 struct ClientOptions: ParsableArguments {
@@ -15,6 +18,13 @@ struct ClientOptions: ParsableArguments {
             "Operator token (default: $BACKCHANNEL_TOKEN, else the one saved for this hub in ~/.backchannel/credentials.json)."
     )
     var token: String?
+
+    @Option(
+        name: .long,
+        help:
+            "PEM file of the CA the hub's certificate must chain to, for an https hub with a private CA (default: $BACKCHANNEL_CA; else the system's roots)."
+    )
+    var ca: String?
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
@@ -39,26 +49,56 @@ struct ClientOptions: ParsableArguments {
         )
     }
 
-    func client() throws -> OperatorClient {
-        OperatorClient(hubURL: hubURL, token: try resolvedToken())
+    /// The CA file to trust: flag or environment.
+    var caFile: String? {
+        ca ?? ProcessInfo.processInfo.environment["BACKCHANNEL_CA"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// An HTTP client trusting ``caFile``, or nil when none is given (the operator client's own
+    /// then trusts the system's roots). The caller shuts it down.
+    func httpClient() throws -> HTTPClient? {
+        guard let caFile else { return nil }
+        var configuration = HTTPClient.Configuration()
+        do {
+            configuration.tlsConfiguration = try .backchannelClient(caFile: caFile)
+        } catch {
+            throw CLIError("--ca: \(error.reason)")
+        }
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func client(http: HTTPClient? = nil) throws -> OperatorClient {
+        OperatorClient(hubURL: hubURL, token: try resolvedToken(), http: http)
     }
 }
 
 /// Runs an operator call, turning hub errors into a clean exit with the hub's message.
 func withClient<T>(_ options: ClientOptions, _ body: (OperatorClient) async throws -> T) async throws -> T {
-    let client = try options.client()
+    let http = try options.httpClient()
+    let client: OperatorClient
+    do {
+        client = try options.client(http: http)
+    } catch {
+        try? await http?.shutdown()
+        throw error
+    }
+    func close() async {
+        try? await client.shutdown()
+        try? await http?.shutdown()
+    }
     do {
         let value = try await body(client)
-        try? await client.shutdown()
+        await close()
         return value
     } catch let error as OperatorClientError {
-        try? await client.shutdown()
+        await close()
         throw CLIError("hub refused: \(error)")
     } catch let error as CLIError {
-        try? await client.shutdown()
+        await close()
         throw error
     } catch {
-        try? await client.shutdown()
+        await close()
         throw CLIError("cannot reach the hub at \(options.hubURL): \(error)")
     }
 }

@@ -3,6 +3,7 @@ import BackchannelAgent
 import BackchannelHub
 import BackchannelProtocol
 import BackchannelSQLite
+import BackchannelTLS
 import Foundation
 import Hummingbird
 import Logging
@@ -75,6 +76,32 @@ struct HubOptions: ParsableArguments {
     @Option(help: "Burst of operator requests allowed above --operator-rate.")
     var operatorBurst: Double = 200
 
+    @Option(
+        name: .customLong("tls-cert"),
+        help: "Serve HTTPS: PEM file with the hub's certificate (and intermediates), e.g. hub.crt from `certs init`.")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM file with the private key of --tls-cert, e.g. hub.key.")
+    var tlsKey: String?
+
+    @Option(
+        name: .customLong("client-ca"),
+        help:
+            "Mutual TLS: PEM file of the CA that issues device certificates (ca.crt). A device presenting one is identified by it and needs no token; the bearer token still works."
+    )
+    var clientCA: String?
+
+    @Option(help: "Most connections open at once; beyond it new connections are closed. Must exceed held polls.")
+    var maxConnections = HubConnectionLimits().maxConnections
+
+    @Option(
+        help: "Seconds a new connection has for its TLS handshake and first request head (slow clients are cut off)."
+    )
+    var headerTimeout = HubConnectionLimits().requestHeadTimeout
+
+    @Option(help: "Seconds a connection may stay silent between requests, or inside one, before it is closed.")
+    var idleTimeout = HubConnectionLimits().idleTimeout
+
     @Flag(inversion: .prefixedNo, help: "Save the operator token in ~/.backchannel/credentials.json for local CLI use.")
     var saveCredentials = true
 
@@ -101,6 +128,22 @@ struct HubOptions: ParsableArguments {
         guard reachabilityWindow >= 1, reachabilityWindow <= 86400 else {
             throw ValidationError("--reachability-window must be 1-86400 seconds")
         }
+        switch (tlsCertificate, tlsKey) {
+        case (nil, nil):
+            guard clientCA == nil else { throw ValidationError("--client-ca needs --tls-cert and --tls-key") }
+        case (.some, .some):
+            do {
+                _ = try tlsConfiguration()?.makeServerConfiguration()
+            } catch {
+                throw ValidationError("TLS: \(error.reason)")
+            }
+        default:
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be 1 or more") }
+        guard headerTimeout >= 1, headerTimeout <= 600, idleTimeout >= 1, idleTimeout <= 86400 else {
+            throw ValidationError("--header-timeout must be 1-600 seconds and --idle-timeout 1-86400")
+        }
         if let publicURL {
             guard let url = URL(string: publicURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil
             else { throw ValidationError("--public-url must be an http:// or https:// URL") }
@@ -121,7 +164,17 @@ struct HubOptions: ParsableArguments {
         configuration.publicURL = publicURL
         configuration.operatorRate = operatorRate
         configuration.operatorBurst = operatorBurst
+        configuration.tls = tlsConfiguration()
+        configuration.connectionLimits.maxConnections = maxConnections
+        configuration.connectionLimits.requestHeadTimeout = headerTimeout
+        configuration.connectionLimits.idleTimeout = idleTimeout
         return configuration
+    }
+
+    /// The TLS files given, if any.
+    func tlsConfiguration() -> HubTLSConfiguration? {
+        guard let tlsCertificate, let tlsKey else { return nil }
+        return HubTLSConfiguration(certificateChainFile: tlsCertificate, privateKeyFile: tlsKey, clientCAFile: clientCA)
     }
 }
 
@@ -220,7 +273,8 @@ struct RunningHub {
         let app = buildApplication(hub: hub) { channel in
             let port = channel.localAddress?.port ?? hub.configuration.port
             let shownHost = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
-            let url = "http://\(shownHost):\(port)"
+            let scheme = hub.configuration.tls == nil ? "http" : "https"
+            let url = "\(scheme)://\(shownHost):\(port)"
             if save {
                 do {
                     try SavedCredentials.save(token: token, for: url)

@@ -58,6 +58,26 @@ struct SimulateCommand: AsyncParsableCommand {
     )
     var token: String?
 
+    @Option(
+        help: "PEM file of the CA the hub's certificate must chain to (an https hub), e.g. ca.crt from `certs init`.")
+    var ca: String?
+
+    @Option(
+        name: .customLong("client-cert"),
+        help: "Mutual TLS: one client certificate (PEM) every meter presents instead of a token (use with --devices 1)."
+    )
+    var clientCertificate: String?
+
+    @Option(name: .customLong("client-key"), help: "The private key of --client-cert.")
+    var clientKey: String?
+
+    @Option(
+        name: .customLong("cert-dir"),
+        help:
+            "Mutual TLS for a fleet: a folder with <device>.crt and <device>.key per meter (the devices/ folder of `certs`). Meters with files there send no token and are not provisioned: add them with `devices add` first."
+    )
+    var certificateDirectory: String?
+
     @Option(help: "Log level.")
     var logLevel: Logger.Level = .warning
 
@@ -71,6 +91,18 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         guard URL(string: hub)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
             throw ValidationError("--hub must be an http:// or https:// URL")
+        }
+        guard (clientCertificate == nil) == (clientKey == nil) else {
+            throw ValidationError("--client-cert and --client-key go together")
+        }
+        if clientCertificate != nil && certificateDirectory != nil {
+            throw ValidationError("give --client-cert/--client-key or --cert-dir, not both")
+        }
+        if channel == .webSocket, let url = URL(string: hub), url.scheme == "https",
+            let host = url.host, host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." })
+        {
+            // TLS sends the host name (SNI); the WebSocket client cannot leave it out for an address.
+            throw ValidationError("--channel websocket over https needs the hub's name, e.g. https://localhost:8443")
         }
     }
 
@@ -89,6 +121,12 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.encoding = encoding
         configuration.corruptFirmware = Set(corruptFirmware)
         configuration.channel = channel
+        configuration.tls.caFile = ca
+        configuration.tls.certificateFile = clientCertificate
+        configuration.tls.keyFile = clientKey
+        configuration.tls.certificateDirectory = certificateDirectory.map {
+            URL(fileURLWithPath: $0, isDirectory: true).standardizedFileURL
+        }
         let fleet: SimulatorFleet
         do {
             fleet = try await SimulatorFleet.start(configuration, logger: Logger(label: "backchannel.sim")) {
