@@ -78,4 +78,16 @@ public enum OutcomeCode {
     public static let refReused = "ref_reused"
     /// Rendezvous: the request cannot be routed as given (for example, to the sender itself).
     public static let invalidRequest = "invalid_request"
+    /// Signed commands: the device requires a signature for this command and it had none.
+    public static let unsigned = "unsigned"
+    /// Signed commands: the signing key is not in the device's trust policy.
+    public static let unknownIssuer = "unknown_issuer"
+    /// Signed commands: the signature is malformed or does not match the command as delivered.
+    public static let badSignature = "bad_signature"
+    /// Signed commands: the trusted key may not issue this command name.
+    public static let issuerNotAllowed = "issuer_not_allowed"
+    /// Signed commands: the device accepted this signed command before.
+    public static let replay = "replay"
+    /// Signed commands: issued too long ago or in the future, expired, or with an inconsistent window.
+    public static let outsideWindow = "outside_window"
 }

@@ -1,1 +1,0 @@
-// End-to-end security primitives: see the files of this target.
