@@ -1,4 +1,5 @@
 public import BackchannelProtocol
+public import BackchannelSecurity
 import Foundation
 public import Logging
 
@@ -25,6 +26,8 @@ public actor Agent {
     private var replyWaiters: [String: [UInt64: CheckedContinuation<PeerReply?, Never>]] = [:]
     private var nextWaiter: UInt64 = 0
     let ledger: ExecutionLedger
+    /// The trust policy and nonce ledger; nil when the configuration has no trust policy.
+    let verifier: CommandVerifier?
     private let sequence: SequenceCounter
     let logger: Logger
     private var handlers: [String: CommandHandler] = [:]
@@ -80,6 +83,7 @@ public actor Agent {
         self.outbox = try DurableOutbox(directory: directory)
         self.mailbox = try PeerMailbox(directory: directory)
         self.ledger = try ExecutionLedger(directory: directory)
+        self.verifier = try configuration.trustPolicy.map { try CommandVerifier(policy: $0, directory: directory) }
         self.sequence = try SequenceCounter(url: directory.appendingPathComponent("sequence"))
         var logger = logger ?? Logger(label: "backchannel.agent")
         logger[metadataKey: "backchannel.device"] = "\(configuration.deviceID)"
@@ -132,16 +136,28 @@ public actor Agent {
     /// `ref`. The request is durable when this returns and is sent until a hub answers it;
     /// ``reply(to:within:)`` waits for the outcome.
     ///
+    /// With a signing key (`signingKey`, else ``AgentConfiguration/signingKey``) the request is
+    /// signed end to end: the signature covers `ref` as the id, the target, name, args and an
+    /// absolute expiry (now + `ttl`, default a day) that replaces `ttl`.
+    ///
     /// Throws ``ValidationFailure`` for a request the hub would refuse.
     @discardableResult
     public func request(
         _ name: String, to device: String, args: JSONValue = .object([:]), ttl: Double? = nil,
-        onUnavailable: UnavailablePolicy = .hold, ref: String? = nil
+        onUnavailable: UnavailablePolicy = .hold, ref: String? = nil, signingKey: SigningKey? = nil
     ) throws -> String {
-        let request = PeerRequest(
+        var request = PeerRequest(
             ref: ref ?? MessageID.make(at: clock.deviceNow()), to: "device:\(device)", name: name, args: args, ttl: ttl,
             onUnavailable: onUnavailable
         )
+        if let key = signingKey ?? configuration.signingKey {
+            let issuedAt = clock.hubNow()
+            let expiresAt = issuedAt.adding(seconds: ttl ?? 24 * 3600)
+            request.ttl = nil
+            request.expiresAt = expiresAt
+            request.signature = CommandSigner(key: key).sign(
+                id: request.ref, target: device, name: name, args: args, expiresAt: expiresAt, issuedAt: issuedAt)
+        }
         try request.validate(limits)
         try mailbox.add(request)
         activity()
@@ -540,18 +556,23 @@ public actor Agent {
         return max(0.05, response.nextPollAfter)
     }
 
-    /// Takes one delivered request: answers duplicates from the ledger, runs new ones once.
+    /// Takes one delivered request: answers duplicates from the ledger, checks new ones against
+    /// the trust policy (if any), and runs the accepted ones once.
     private func receive(_ request: LogicalRequest) throws {
         if !pendingAcks.contains(request.id) { pendingAcks.append(request.id) }
         switch ledger.entry(for: request.id) {
         case .finished(let result, let reported):
             stats.duplicates += 1
             // Not yet reported: it goes out with the unreported results anyway.
-            if reported { resend[request.id] = result }
+            if reported { resend[request.id] = replayAnswer(to: request, earlier: result) ?? result }
         case .received, .started:
             stats.duplicates += 1
         case nil:
+            guard let acceptance = try admit(request) else { return }
             try ledger.recordReceived(request)
+            // After the ledger: a crash in between leaves a received entry, whose nonce
+            // recovery records again.
+            try remember(acceptance)
             schedule(request)
         }
     }
@@ -655,6 +676,7 @@ public actor Agent {
         do {
             for request in try ledger.recover(at: clock.hubNow()) {
                 pendingAcks.append(request.id)
+                rememberRecovered(request)
                 schedule(request)
             }
         } catch {
@@ -679,6 +701,8 @@ public struct AgentStats: Sendable, Hashable {
     public var superseded = 0
     /// Items the hub refused, moved to `dead-letter.jsonl`.
     public var deadLettered = 0
+    /// Commands the trust policy refused (reported REJECTED, never run).
+    public var refused = 0
     /// The last error seen.
     public var lastError: String?
 }

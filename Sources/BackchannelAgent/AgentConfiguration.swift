@@ -1,4 +1,5 @@
 public import BackchannelProtocol
+public import BackchannelSecurity
 public import Foundation
 public import NIOSSL
 
@@ -58,6 +59,13 @@ public struct AgentConfiguration: Sendable {
     /// TLS, the device's client certificate (`TLSConfiguration.backchannelClient(...)` reads them
     /// from PEM files). Nil: the system's trust roots and no client certificate.
     public var tls: TLSConfiguration?
+    /// Which keys may issue which commands, and the time window of signed commands. When set,
+    /// every delivered command (operator or rendezvous) is checked before it runs, and one the
+    /// policy refuses ends REJECTED with the reason (`unsigned`, `bad_signature`, `replay`, …).
+    /// Nil: no checks, as before signed commands existed.
+    public var trustPolicy: TrustPolicy?
+    /// The device's own key: when set, the rendezvous requests it sends are signed with it.
+    public var signingKey: SigningKey?
     /// The device's own clock. Simulators substitute a skewed one.
     public var deviceClock: @Sendable () -> Timestamp = { .now() }
     /// Called with the uplink ids the hub confirmed stored, after they left the outbox.

@@ -1,0 +1,71 @@
+import BackchannelProtocol
+import BackchannelSecurity
+import Logging
+
+extension Agent {
+    /// Checks a newly delivered request against the trust policy.
+    ///
+    /// Returns what to remember once the request is recorded, or nil when it was refused: then
+    /// its REJECTED result (the verifier's code and detail) is already in the ledger, to be
+    /// reported like any other result, and the command never runs.
+    func admit(_ request: LogicalRequest) throws -> CommandAcceptance? {
+        guard let verifier else { return .unsigned }
+        switch verifier.verify(request, device: configuration.deviceID, now: clock.hubNow()) {
+        case .success(let acceptance):
+            return acceptance
+        case .failure(let rejection):
+            stats.refused += 1
+            logger.warning(
+                "refused a command",
+                metadata: [
+                    "backchannel.message": "\(request.id)", "backchannel.command": "\(request.name)",
+                    "backchannel.code": "\(rejection.code)", "backchannel.detail": "\(rejection.detail)",
+                ])
+            try ledger.recordFinished(
+                LogicalResult(
+                    id: request.id, status: .rejected, code: rejection.code, retryable: false,
+                    detail: rejection.detail, finishedAt: clock.hubNow()))
+            return nil
+        }
+    }
+
+    /// Records an accepted request's nonce, durably.
+    func remember(_ acceptance: CommandAcceptance) throws {
+        try verifier?.remember(acceptance, now: clock.hubNow())
+    }
+
+    /// At start-up: records the nonce of a request received but not started, in case the device
+    /// stopped between recording the request and its nonce.
+    func rememberRecovered(_ request: LogicalRequest) {
+        guard let verifier, let signature = request.signature,
+            verifier.ledger.entry(keyId: signature.keyId, nonce: signature.nonce) == nil
+        else { return }
+        do {
+            try verifier.ledger.record(
+                NonceLedger.Entry(
+                    keyId: signature.keyId, nonce: signature.nonce, id: request.id, expiresAt: request.expiresAt),
+                now: clock.hubNow())
+        } catch {
+            logger.error("cannot record a recovered command's nonce", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The answer to a redelivered request whose result the hub already confirmed it holds.
+    ///
+    /// A hub that stored the result never delivers the command again, so a signed command that
+    /// ran and comes back after that is a replay (for example re-queued by a compromised hub):
+    /// it is answered REJECTED `replay`, and never run. Returns nil (repeat the earlier result)
+    /// without a trust policy, for unsigned commands, and when the earlier result was itself a
+    /// rejection.
+    func replayAnswer(to request: LogicalRequest, earlier: LogicalResult) -> LogicalResult? {
+        guard verifier != nil, request.signature != nil, earlier.status != .rejected else { return nil }
+        stats.refused += 1
+        logger.warning(
+            "refused a replayed command",
+            metadata: ["backchannel.message": "\(request.id)", "backchannel.command": "\(request.name)"])
+        return LogicalResult(
+            id: request.id, status: .rejected, code: OutcomeCode.replay, retryable: false,
+            detail: "this signed command ran before and its result was reported; a signed command runs at most once",
+            finishedAt: clock.hubNow())
+    }
+}
