@@ -189,16 +189,17 @@ extension Hub {
         api.get("alarms/events") { request, context -> Response in
             let who = try context.require(.readOperations)
             // An operator's live subscription is the operator's presence for escalation.
-            let name = request.query("operator")
-            if let name, !Identifier.isValid(name, maxBytes: 64) {
-                throw HubError.malformed("operator: not a valid name")
+            // The subscriber is present for escalation as itself; an admin may subscribe on behalf
+            // of another name of its escalation lists (`?operator=`).
+            let name = request.query("operator") ?? who.name
+            if !Identifier.isValid(name, maxBytes: 64) { throw HubError.malformed("operator: not a valid name") }
+            if name != who.name && who.role != .admin {
+                throw HubError(.forbidden, ErrorCode.forbidden, "operator: only an admin may subscribe as another name")
             }
-            if let name { self.operatorPresence(name, connected: true) }
+            self.operatorPresence(name, connected: true)
             return self.eventStream(
                 tenant: who.tenant,
-                onClose: {
-                    if let name { self.operatorPresence(name, connected: false) }
-                }
+                onClose: { self.operatorPresence(name, connected: false) }
             ) { $0.type == .alarm }
         }
         api.get("alarms/:id") { _, context -> Response in
