@@ -6,7 +6,7 @@ public import Foundation
 /// Stored as JSON (see `docs/protocol.md`, "Signed commands"):
 ///
 /// ```json
-/// {"version":1,"requireSigned":true,"allowUnsigned":["read","ping"],
+/// {"version":1,"requireSigned":true,"allowUnsigned":["read","ping"],"requireSignedFor":[],
 ///  "maxAge":604800,"clockSkew":300,"maxLifetime":2678400,
 ///  "keys":[{"name":"utility","publicKey":"<base64>","allow":["billing.*"]}]}
 /// ```
@@ -41,6 +41,9 @@ public struct TrustPolicy: Sendable, Hashable, Codable {
     public var requireSigned: Bool = true
     /// Names that run unsigned even when `requireSigned` is set (patterns).
     public var allowUnsigned: [String] = []
+    /// Names that never run unsigned, even when `requireSigned` is false (patterns): the way to
+    /// protect a few commands (`billing.*`) and leave the rest as they were.
+    public var requireSignedFor: [String] = []
     /// Longest time, in seconds, between a signature's `issuedAt` and the device receiving it.
     public var maxAge: Double = 7 * 24 * 3600
     /// Tolerated difference, in seconds, between the issuer's clock and the device's.
@@ -65,7 +68,8 @@ public struct TrustPolicy: Sendable, Hashable, Codable {
 
     /// Whether an unsigned command with this name runs.
     public func acceptsUnsigned(_ name: String) -> Bool {
-        !requireSigned || allowUnsigned.contains { NamePattern.matches($0, name) }
+        if requireSignedFor.contains(where: { NamePattern.matches($0, name) }) { return false }
+        return !requireSigned || allowUnsigned.contains { NamePattern.matches($0, name) }
     }
 
     /// Adds a key, replacing one with the same name or key id.
@@ -98,6 +102,9 @@ public struct TrustPolicy: Sendable, Hashable, Codable {
         }
         for pattern in allowUnsigned where !NamePattern.isValid(pattern) {
             throw .invalidPolicy("allowUnsigned: '\(pattern)' is not a name pattern")
+        }
+        for pattern in requireSignedFor where !NamePattern.isValid(pattern) {
+            throw .invalidPolicy("requireSignedFor: '\(pattern)' is not a name pattern")
         }
     }
 
@@ -134,7 +141,7 @@ public struct TrustPolicy: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, requireSigned, allowUnsigned, maxAge, clockSkew, maxLifetime, keys
+        case version, requireSigned, allowUnsigned, requireSignedFor, maxAge, clockSkew, maxLifetime, keys
     }
 
     public init(from decoder: any Decoder) throws {
@@ -143,6 +150,7 @@ public struct TrustPolicy: Sendable, Hashable, Codable {
         version = try c.decodeIfPresent(Int.self, forKey: .version) ?? 1
         requireSigned = try c.decodeIfPresent(Bool.self, forKey: .requireSigned) ?? defaults.requireSigned
         allowUnsigned = try c.decodeIfPresent([String].self, forKey: .allowUnsigned) ?? []
+        requireSignedFor = try c.decodeIfPresent([String].self, forKey: .requireSignedFor) ?? []
         maxAge = try c.decodeIfPresent(Double.self, forKey: .maxAge) ?? defaults.maxAge
         clockSkew = try c.decodeIfPresent(Double.self, forKey: .clockSkew) ?? defaults.clockSkew
         maxLifetime = try c.decodeIfPresent(Double.self, forKey: .maxLifetime) ?? defaults.maxLifetime

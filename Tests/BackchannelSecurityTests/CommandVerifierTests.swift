@@ -79,6 +79,13 @@ import Testing
         lenient.requireSigned = false
         let open = try verifier(lenient)
         #expect(code(open.verify(command("relay", by: nil), device: "meter-001", now: now)) == nil)
+        // Protecting a few names and leaving the rest unsigned.
+        lenient.requireSignedFor = ["billing.*"]
+        let some = try verifier(lenient)
+        #expect(code(some.verify(command("relay", by: nil), device: "meter-001", now: now)) == nil)
+        #expect(
+            code(some.verify(command("billing.reset", by: nil), device: "meter-001", now: now)) == OutcomeCode.unsigned)
+        #expect(code(some.verify(command("billing.reset", by: utility), device: "meter-001", now: now)) == nil)
         // A signature present is still checked.
         #expect(
             code(open.verify(command("relay", by: stranger), device: "meter-001", now: now))
