@@ -57,6 +57,14 @@ public final class MeterModel: Sendable {
     /// Records an installed firmware image.
     public func setFirmware(_ sha256: String) { state.withLock { $0.firmware = sha256 } }
 
+    /// Closes the billing period: returns the energy register and starts it again from zero.
+    public func resetBilling() -> Double {
+        state.withLock { state in
+            defer { state.kWh = 0 }
+            return (state.kWh * 1000).rounded() / 1000
+        }
+    }
+
     /// Opens or closes the relay; returns whether it changed.
     public func setRelay(closed: Bool) -> Bool {
         state.withLock { state in

@@ -1,5 +1,6 @@
 public import BackchannelAgent
 public import BackchannelProtocol
+import BackchannelSecurity
 public import Foundation
 public import Logging
 
@@ -7,7 +8,8 @@ public import Logging
 /// reading of kWh, kW, V, A and PF.
 ///
 /// Commands: `read`, `ping`, `set-interval {seconds}`, `relay {state: open|close}`,
-/// `set-time {time}` or `set-time {offset}`, and `gather {peers, command?, timeout?}`, which
+/// `set-time {time}` or `set-time {offset}`, `billing.reset` (closes the billing period: returns
+/// the energy register and zeroes it), and `gather {peers, command?, timeout?}`, which
 /// relays for others: it asks each peer for `command` (default `read`) through the hub
 /// (rendezvous) and answers with every peer's outcome. Every execution is appended to the
 /// ``ExecutionLog``.
@@ -19,6 +21,9 @@ public final class SimulatedMeter: Sendable {
     /// The meter's state.
     public let model: MeterModel
     private let log: ExecutionLog?
+    /// When set, periodic readings are sealed: billing values to one audience, power quality
+    /// to another.
+    public let sealing: MeterSealing?
 
     /// Creates a meter.
     ///
@@ -28,11 +33,13 @@ public final class SimulatedMeter: Sendable {
     ///   - client: shared HTTP client for fleets.
     ///   - log: where executions are recorded.
     ///   - corruptFirmware: damage firmware downloads, so they fail verification (a test case).
+    ///   - sealing: seal the periodic readings for these audiences.
     public init(
         configuration: AgentConfiguration, model: MeterModel, client: HubClient? = nil, log: ExecutionLog? = nil,
-        logger: Logger? = nil, corruptFirmware: Bool = false
+        logger: Logger? = nil, corruptFirmware: Bool = false, sealing: MeterSealing? = nil
     ) async throws {
         self.corruptFirmware = corruptFirmware
+        self.sealing = sealing
         var configuration = configuration
         configuration.deviceClock = { model.deviceNow() }
         self.id = configuration.deviceID
@@ -64,12 +71,20 @@ public final class SimulatedMeter: Sendable {
     private func report() async {
         while !Task.isCancelled {
             do {
-                try await agent.emit(.reading, name: "meter", data: model.sample())
+                try await emitReading()
             } catch {
                 // The outbox is full or the disk failed; the next interval tries again.
             }
             try? await Task.sleep(for: .milliseconds(Int64(model.interval * 1000)))
         }
+    }
+
+    /// Queues one periodic reading now: plain, or sealed when ``sealing`` is set.
+    @discardableResult
+    public func emitReading() async throws -> String {
+        let sample = model.sample()
+        guard let sealing else { return try await agent.emit(.reading, name: "meter", data: sample) }
+        return try await agent.emitSealed(.reading, name: "meter", parts: sealing.parts(of: sample))
     }
 
     private func registerHandlers() async {
@@ -115,6 +130,11 @@ public final class SimulatedMeter: Sendable {
                 return .succeeded(["clockSkew": .number(model.setClock(to: model.deviceNow().adding(seconds: offset)))])
             }
             throw InvalidArguments("set-time needs {\"time\": RFC 3339} or {\"offset\": seconds}")
+        }
+        await handle("billing.reset") { _ in
+            .succeeded([
+                "previousKWh": .number(model.resetBilling()), "resetAt": .string(model.deviceNow().description),
+            ])
         }
         await handle("gather") { request in try await Self.gather(request, agent: agent) }
         let corrupt = corruptFirmware

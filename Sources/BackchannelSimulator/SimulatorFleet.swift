@@ -1,6 +1,7 @@
 public import BackchannelAgent
 import BackchannelClient
 public import BackchannelProtocol
+public import BackchannelSecurity
 public import Foundation
 public import Logging
 import NIOSSL
@@ -35,6 +36,10 @@ public struct FleetConfiguration: Sendable {
     public var executionLog: URL?
     /// The CA of an `https` hub, and client certificates of devices that use them.
     public var tls = FleetTLS()
+    /// The meters' trust policy: which keys may issue which commands (nil: no checks).
+    public var trustPolicy: TrustPolicy?
+    /// Seal the meters' readings: billing for one audience, power quality for another.
+    public var sealing: MeterSealing?
 
     /// Creates a configuration.
     public init(hubURL: String, operatorToken: String?, count: Int, stateDirectory: URL) {
@@ -111,11 +116,12 @@ public final class SimulatorFleet: Sendable {
             agentConfiguration.concurrency = configuration.concurrency
             agentConfiguration.presence = PresenceReport(state: .available)
             agentConfiguration.onStored = { [storedLog] ids in storedLog.recordStored(device: id, ids: ids) }
+            agentConfiguration.trustPolicy = configuration.trustPolicy
             let model = MeterModel(seed: UInt64(index + 1) &* 7919, interval: configuration.interval)
             meters.append(
                 try await SimulatedMeter(
                     configuration: agentConfiguration, model: model, client: client, log: log, logger: logger,
-                    corruptFirmware: configuration.corruptFirmware.contains(id))
+                    corruptFirmware: configuration.corruptFirmware.contains(id), sealing: configuration.sealing)
             )
         }
         progress("started \(meters.count) simulated meters")
