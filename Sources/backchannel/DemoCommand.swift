@@ -44,6 +44,8 @@ struct DemoCommand: AsyncParsableCommand {
         )
         fleetConfiguration.interval = interval
         fleetConfiguration.longPoll = longPoll
+        // billing.* runs only when signed by the demo's utility key (keys/utility.key).
+        fleetConfiguration.trustPolicy = try DemoTrust.prepare(in: running.dataDirectory).trustPolicy
         let fleet = FleetService(
             configuration: fleetConfiguration, urls: urls, logger: Logger(label: "backchannel.sim"))
         print("starting the demo hub (data in \(running.dataDirectory.path)) …")
@@ -68,6 +70,9 @@ struct FleetService: Service {
         let fleet = try await SimulatorFleet.start(configuration, logger: logger) { line in print(line) }
         let first = configuration.deviceIDs.first ?? "meter-001"
         let hubFlag = url == "http://127.0.0.1:8080" ? "" : " --hub \(url)"
+        let keyPath = configuration.stateDirectory.deletingLastPathComponent().appendingPathComponent(
+            "keys/utility.key"
+        ).path
         print(
             """
 
@@ -79,6 +84,7 @@ struct FleetService: Service {
               swift run backchannel send \(first) relay --arg state=open --wait\(hubFlag)
               swift run backchannel readings \(first)\(hubFlag)
               swift run backchannel commands\(hubFlag)
+              swift run backchannel send \(first) billing.reset --sign-key \(keyPath) --wait\(hubFlag)
               swift run backchannel watch\(hubFlag)
               curl -s \(url)/metrics
 

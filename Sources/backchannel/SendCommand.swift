@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackchannelClient
 import BackchannelProtocol
+import BackchannelSecurity
 import Foundation
 
 /// `backchannel send`: submit a command, optionally waiting for its result.
@@ -15,6 +16,11 @@ struct SendCommand: AsyncParsableCommand {
               backchannel send meter-001 read --wait
               backchannel send meter-001 relay --arg state=open --wait
               backchannel send meter-001 set-interval --arg seconds=60 --ttl 600
+              backchannel send meter-001 billing.reset --sign-key utility.key --wait
+            With --sign-key the command is signed end to end (Ed25519): the device checks the \
+            signature against its trust policy, so the hub cannot alter or replay it. A signed \
+            command gets a client-chosen id (--id, or a new one) and an absolute expiry (now + \
+            --ttl, default a day).
             Exit status: 0 when the command succeeded (or was accepted without --wait), 2 when it \
             ended otherwise, 3 when --wait ran out before it ended.
             """
@@ -48,6 +54,12 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "Seconds the device has to report a result after acknowledging.")
     var timeout: Double?
 
+    @Option(help: "Sign the command with this Ed25519 key file (from `keys generate`).")
+    var signKey: String?
+
+    @Option(help: "The command id (a UUID); default: the hub assigns one, or a new one when signing.")
+    var id: String?
+
     @Flag(help: "Wait for the command to end and print its result.")
     var wait = false
 
@@ -64,10 +76,18 @@ struct SendCommand: AsyncParsableCommand {
 
     func run() async throws {
         let args = try parseArguments()
-        let request = SubmitCommandRequest(
+        var request = SubmitCommandRequest(
             name: command, args: args, ttl: ttl, notBefore: notBefore.flatMap(Timestamp.init(rfc3339:)),
             idempotencyKey: idempotencyKey, timeout: timeout, delivery: delivery == .queued ? nil : delivery
         )
+        request.id = id
+        if let signKey {
+            let key: SigningKey
+            do { key = try KeyFile.read(URL(fileURLWithPath: signKey)).signingKey() } catch {
+                throw CLIError("\(error)")
+            }
+            CommandSigner(key: key).sign(&request, for: device)
+        }
         let final = try await withClient(client) { api -> CommandView in
             var view = try await api.submit(request, to: device)
             if !client.json { print("\(view.id) \(view.state)") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackchannelAgent
 import BackchannelProtocol
+import BackchannelSecurity
 import BackchannelSimulator
 import Foundation
 import Logging
@@ -78,10 +79,29 @@ struct SimulateCommand: AsyncParsableCommand {
     )
     var certificateDirectory: String?
 
+    @Option(
+        help:
+            "A trust policy file (`keys trust`): the meters run only the commands it accepts and report the others REJECTED with the reason."
+    )
+    var trust: String?
+
+    @Option(
+        name: .customLong("seal-billing"),
+        help: "Seal the billing part of each reading (kWh, kW, relay) for this audience public key (file or base64).")
+    var sealBilling: String?
+
+    @Option(
+        name: .customLong("seal-pq"),
+        help: "Seal the power quality part of each reading (V, A, PF) for this audience public key (file or base64).")
+    var sealPowerQuality: String?
+
     @Option(help: "Log level.")
     var logLevel: Logger.Level = .warning
 
     func validate() throws {
+        guard (sealBilling == nil) == (sealPowerQuality == nil) else {
+            throw ValidationError("--seal-billing and --seal-pq go together")
+        }
         guard (1...100_000).contains(devices) else { throw ValidationError("--devices must be 1-100000") }
         guard first >= 0 else { throw ValidationError("--first must be zero or positive") }
         guard interval >= 0.1, interval <= 86400 else { throw ValidationError("--interval must be 0.1-86400 seconds") }
@@ -126,6 +146,15 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.tls.keyFile = clientKey
         configuration.tls.certificateDirectory = certificateDirectory.map {
             URL(fileURLWithPath: $0, isDirectory: true).standardizedFileURL
+        }
+        do {
+            configuration.trustPolicy = try trust.map { try TrustPolicy.read(URL(fileURLWithPath: $0)) }
+            if let sealBilling, let sealPowerQuality {
+                configuration.sealing = MeterSealing(
+                    billing: try audiencePublicKey(sealBilling), powerQuality: try audiencePublicKey(sealPowerQuality))
+            }
+        } catch {
+            throw CLIError("\(error)")
         }
         let fleet: SimulatorFleet
         do {
