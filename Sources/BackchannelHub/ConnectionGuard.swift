@@ -48,7 +48,43 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
 
     func handle(value: Value, logger: Logger) async {
         guard case .accepted(let accepted) = value else { return }
-        await base.handle(value: accepted, logger: logger)
+        // A client that hangs up, times out or fails its handshake is its own trouble: the
+        // server's "error" about it is logged at debug level.
+        let base = logger.handler
+        await self.base.handle(
+            value: accepted, logger: Logger(label: logger.label) { _ in ConnectionLogHandler(base: base) })
+    }
+}
+
+/// Logs what a connection's server code logs, errors and warnings at debug level.
+struct ConnectionLogHandler: LogHandler {
+    var base: any LogHandler
+
+    var logLevel: Logger.Level {
+        get { base.logLevel }
+        set { base.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { base.metadata }
+        set { base.metadata = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { base.metadataProvider }
+        set { base.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { base[metadataKey: key] }
+        set { base[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        if event.level > .info { event.level = .debug }
+        guard event.level >= base.logLevel else { return }
+        base.log(event: event)
     }
 }
 

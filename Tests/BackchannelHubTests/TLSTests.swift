@@ -1,0 +1,200 @@
+import BackchannelAgent
+import BackchannelHub
+import BackchannelProtocol
+import BackchannelTLS
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import Testing
+
+/// The hub over TLS on loopback: device identity by client certificate (mTLS), the bearer token
+/// as the alternative, and the hub's certificate checked against the CA the client is given.
+@Suite struct TLSTests {
+    /// A CA with a hub certificate and device certificates in a fresh directory.
+    struct PKI {
+        let directory: CertificateDirectory
+        let authority: CertificateAuthority
+
+        init(devices: [String] = []) throws {
+            directory = CertificateDirectory(
+                FileManager.default.temporaryDirectory.appendingPathComponent("bc-tls-\(UUID().uuidString)"))
+            authority = try CertificateAuthority.create()
+            try PEMFiles.write(authority.certificate, to: directory.caCertificate)
+            try PEMFiles.write(authority.privateKey, to: directory.caKey)
+            try PEMFiles.write(
+                try authority.issueServerCertificate(), certificate: directory.hubCertificate, key: directory.hubKey)
+            for device in devices { try issue(device) }
+        }
+
+        func issue(_ device: String) throws {
+            try PEMFiles.write(
+                try authority.issueDeviceCertificate(deviceID: device),
+                certificate: directory.deviceCertificate(device),
+                key: directory.deviceKey(device))
+        }
+
+        var hubTLS: HubTLSConfiguration {
+            HubTLSConfiguration(
+                certificateChainFile: directory.hubCertificate.path, privateKeyFile: directory.hubKey.path,
+                clientCAFile: directory.caCertificate.path)
+        }
+
+        /// Client settings trusting this CA, presenting `device`'s certificate if given.
+        func client(as device: String? = nil) throws -> TLSConfiguration {
+            try .backchannelClient(
+                caFile: directory.caCertificate.path,
+                certificateFile: device.map { directory.deviceCertificate($0).path },
+                keyFile: device.map { directory.deviceKey($0).path })
+        }
+    }
+
+    static func agent(
+        _ url: String, _ device: String, token: String = "", tls: TLSConfiguration, channel: AgentChannel = .poll
+    )
+        throws -> Agent
+    {
+        var configuration = AgentConfiguration(
+            hubURL: url, deviceID: device, token: token,
+            stateDirectory: FileManager.default.temporaryDirectory.appendingPathComponent(
+                "bc-agent-\(UUID().uuidString)"))
+        configuration.longPoll = 5
+        configuration.backoffBase = 0.05
+        configuration.backoffMax = 0.2
+        configuration.tls = tls
+        configuration.channel = channel
+        var logger = Logger(label: "test.agent")
+        logger.logLevel = .critical
+        return try Agent(configuration: configuration, logger: logger)
+    }
+
+    static func poll(
+        _ client: HubClient, _ live: LiveHub, _ device: String, seq: Int64, token: String = "", tls: TLSConfiguration
+    ) async throws -> HubClient.Reply {
+        try await client.poll(
+            hubURL: "https://127.0.0.1:\(live.port)", token: token,
+            body: try WireJSON.encode(makePoll(device, seq: seq)),
+            timeout: 10, tls: tls)
+    }
+
+    @Test func aDeviceWithOnlyItsClientCertificateRunsCommands() async throws {
+        let pki = try PKI(devices: ["m1"])
+        let h = try HubHarness(systemClock: true) { $0.tls = pki.hubTLS }
+        try await h.provision("m1")
+        let live = try await LiveHub.start(h.hub)
+        let agent = try Self.agent("https://127.0.0.1:\(live.port)", "m1", tls: try pki.client(as: "m1"))
+        await agent.register("read") { _ in .succeeded(["kWh": 7]) }
+        let loop = Task { await agent.run() }
+
+        let command = try await h.submit("read", to: "m1")
+        let finished = try await h.hub.command(command.id, waitingUpTo: 10)
+        #expect(finished.state == .succeeded)
+        #expect(finished.outcome?.data == ["kWh": 7])
+        loop.cancel()
+        await loop.value
+        await live.stop()
+    }
+
+    @Test func theWebSocketChannelIdentifiesTheDeviceByItsCertificate() async throws {
+        let pki = try PKI(devices: ["ws-1"])
+        let h = try HubHarness(systemClock: true) { $0.tls = pki.hubTLS }
+        try await h.provision("ws-1")
+        let live = try await LiveHub.start(h.hub)
+        // The WebSocket client sends the host as SNI, which cannot be an address: use the name.
+        let agent = try Self.agent(
+            "https://localhost:\(live.port)", "ws-1", tls: try pki.client(as: "ws-1"), channel: .webSocket)
+        await agent.register("ping") { _ in .succeeded(["pong": true]) }
+        let loop = Task { await agent.run() }
+
+        let command = try await h.submit("ping", to: "ws-1")
+        let finished = try await h.hub.command(command.id, waitingUpTo: 10)
+        #expect(finished.state == .succeeded)
+        #expect(h.hub.presence.view("ws-1")?.inferred == .online)
+        loop.cancel()
+        await loop.value
+        await live.stop()
+    }
+
+    @Test func aCertificateNeverSpeaksForAnotherDeviceAndTheTokenRemainsTheAlternative() async throws {
+        let pki = try PKI(devices: ["m1", "m2"])
+        let h = try HubHarness(systemClock: true) { $0.tls = pki.hubTLS }
+        try await h.provision("m1")
+        let token2 = try await h.provision("m2")
+        let live = try await LiveHub.start(h.hub)
+        let client = HubClient(connections: 4)
+
+        // m1's certificate on m2's poll: refused, even with m2's own token.
+        for token in ["", token2] {
+            guard
+                case .failure(let status, let body, _) = try await Self.poll(
+                    client, live, "m2", seq: 1, token: token, tls: try pki.client(as: "m1"))
+            else {
+                Issue.record("a certificate for m1 was accepted for m2")
+                continue
+            }
+            #expect(status == 401)
+            #expect(body?.message == "the client certificate is for another device")
+        }
+        // The bearer token without a certificate still works, and nothing without either.
+        guard case .ok = try await Self.poll(client, live, "m2", seq: 1, token: token2, tls: try pki.client()) else {
+            Issue.record("the bearer token over TLS was refused")
+            return
+        }
+        guard case .failure(401, _, _) = try await Self.poll(client, live, "m2", seq: 2, tls: try pki.client()) else {
+            Issue.record("a poll with neither token nor certificate was not refused with 401")
+            return
+        }
+        // The device's own certificate needs no token.
+        guard case .ok = try await Self.poll(client, live, "m1", seq: 1, tls: try pki.client(as: "m1")) else {
+            Issue.record("m1's certificate was refused for m1")
+            return
+        }
+        try await client.shutdown()
+        await live.stop()
+    }
+
+    @Test func aHubWhoseCertificateIsNotFromTheGivenCAIsRefused() async throws {
+        let pki = try PKI()
+        let other = try PKI(devices: ["m1"])
+        let h = try HubHarness(systemClock: true) { $0.tls = pki.hubTLS }
+        try await h.provision("m1")
+        let live = try await LiveHub.start(h.hub)
+        let client = HubClient(connections: 2)
+        await #expect(throws: (any Error).self) {
+            _ = try await Self.poll(client, live, "m1", seq: 1, tls: try other.client())
+        }
+        // A client certificate from another CA fails the handshake too.
+        let mixed = try TLSConfiguration.backchannelClient(
+            caFile: pki.directory.caCertificate.path, certificateFile: other.directory.deviceCertificate("m1").path,
+            keyFile: other.directory.deviceKey("m1").path)
+        await #expect(throws: (any Error).self) {
+            _ = try await Self.poll(client, live, "m1", seq: 1, tls: mixed)
+        }
+        try await client.shutdown()
+        await live.stop()
+    }
+
+    @Test func withoutAClientCAPresentedCertificatesIdentifyNoOne() async throws {
+        let pki = try PKI(devices: ["m1"])
+        var tls = pki.hubTLS
+        tls.clientCAFile = nil
+        let h = try HubHarness(systemClock: true) { [tls] in $0.tls = tls }
+        let token = try await h.provision("m1")
+        let live = try await LiveHub.start(h.hub)
+        let client = HubClient(connections: 2)
+        guard case .failure(401, _, _) = try await Self.poll(client, live, "m1", seq: 1, tls: try pki.client(as: "m1"))
+        else {
+            Issue.record("a client certificate authenticated on a hub without --client-ca")
+            return
+        }
+        guard case .ok = try await Self.poll(client, live, "m1", seq: 1, token: token, tls: try pki.client(as: "m1"))
+        else {
+            Issue.record("the token was refused")
+            return
+        }
+        try await client.shutdown()
+        await live.stop()
+    }
+}
