@@ -60,7 +60,9 @@ struct SimulateCommand: AsyncParsableCommand {
     var token: String?
 
     @Option(
-        help: "PEM file of the CA the hub's certificate must chain to (an https hub), e.g. ca.crt from `certs init`.")
+        help:
+            "PEM file of the CA the hub's certificate must chain to (an https hub), e.g. ca.crt from `certs init` (default: $BACKCHANNEL_CA)."
+    )
     var ca: String?
 
     @Option(
@@ -141,7 +143,8 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.encoding = encoding
         configuration.corruptFirmware = Set(corruptFirmware)
         configuration.channel = channel
-        configuration.tls.caFile = ca
+        configuration.tls.caFile =
+            ca ?? ProcessInfo.processInfo.environment["BACKCHANNEL_CA"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.tls.certificateFile = clientCertificate
         configuration.tls.keyFile = clientKey
         configuration.tls.certificateDirectory = certificateDirectory.map {
