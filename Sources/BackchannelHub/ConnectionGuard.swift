@@ -96,9 +96,6 @@ final class ConnectionGate: Sendable {
 
     init(cap: Int) { self.cap = max(1, cap) }
 
-    /// Connections open now.
-    var count: Int { open.load(ordering: .relaxed) }
-
     /// Takes a place if one is free.
     func enter() -> Bool {
         var current = open.load(ordering: .relaxed)

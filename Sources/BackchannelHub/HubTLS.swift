@@ -35,10 +35,11 @@ public struct HubConnectionLimits: Sendable, Hashable {
     public var maxConnections: Int = 60_000
     /// Seconds a new connection has to finish its TLS handshake and send its first complete
     /// request head (slowloris: a client trickling its header is cut off).
-    public var requestHeadTimeout: Double = 10
-    /// Seconds a connection may stay silent between requests (keep-alive), or between the
-    /// pieces of a request head or body, before it is closed. A request being answered (a held
-    /// long-poll, an event stream) is not idle.
+    public var requestHeadTimeout: Double = 20
+    /// Seconds a connection may go without a complete request head, or without body bytes while
+    /// a request body is coming, before it is closed: idle between requests (keep-alive), or a
+    /// client trickling its next request in. A request being answered (a held long-poll, an
+    /// event stream) is not idle.
     public var idleTimeout: Double = 75
 
     /// Creates the default limits.

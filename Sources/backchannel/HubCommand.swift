@@ -99,7 +99,10 @@ struct HubOptions: ParsableArguments {
     )
     var headerTimeout = HubConnectionLimits().requestHeadTimeout
 
-    @Option(help: "Seconds a connection may stay silent between requests, or inside one, before it is closed.")
+    @Option(
+        help:
+            "Seconds a connection may go without a complete request head (or body bytes during a body) before it is closed."
+    )
     var idleTimeout = HubConnectionLimits().idleTimeout
 
     @Flag(inversion: .prefixedNo, help: "Save the operator token in ~/.backchannel/credentials.json for local CLI use.")
