@@ -86,4 +86,29 @@ import Testing
         }
         #expect(throws: SecurityError.self) { try SealedPayload.seal([], device: "d", itemID: "i") }
     }
+
+    /// The example in docs/protocol.md ("Sealed payloads"), also opened by an independent
+    /// RFC 9180 implementation (Python `cryptography` primitives).
+    @Test func theDocumentedExampleOpens() throws {
+        let accounting = try AudienceKey(
+            name: "accounting", rawRepresentation: Data(base64Encoded: "WMqBoJ6Py4nCVFaWDESQM64VnIXKaZ4l0sBnQvNPunc=")!)
+        #expect(accounting.keyId == "x25519:5943928e9febcb70dd8b528c8f8342b4")
+        let data = try WireJSON.decode(
+            JSONValue.self,
+            from: Data(
+                #"{"parts":[{"ct":"KI116A8Dc2L47d/l8VC2NC2N0OZcvX2bJaM0xTtHG6tLLtwPDF9oyVqD0kyeWVuBoq/XNcEoXudM4HhU","enc":"WqgrZdTWRgVTjRoCak9Cwj+xynXUZfl6dTaesBulKF8=","label":"billing","to":"x25519:5943928e9febcb70dd8b528c8f8342b4"},{"ct":"L/keYcosqzapeOnodgZ9pRxV6hSAIspP95LUpvnKsYok8pQndOa6gsMH46SD3bs=","enc":"5LKNHuBOSF9BJz9o9pMeeaLAe95VUZfichlipFA9i2I=","label":"powerQuality","to":"x25519:12c879c90dc742f0572e302aba25726f"}],"sealed":1}"#
+                    .utf8))
+        let payload = try #require(SealedPayload(data))
+        let opening = payload.open(
+            with: accounting, device: "sealed-001", itemID: "01a21e8a-ced0-70b6-be49-0a188e7935cd")
+        #expect(opening["billing"] == ["kW": 1.769, "kWh": 8472.591, "relay": "closed"])
+        #expect(opening.closed.map(\.label) == ["powerQuality"])
+        #expect(
+            String(
+                decoding: SealedPayload.aad(
+                    device: "sealed-001", itemID: "01a21e8a-ced0-70b6-be49-0a188e7935cd", label: "billing",
+                    to: accounting.keyId), as: UTF8.self)
+                == #"{"device":"sealed-001","id":"01a21e8a-ced0-70b6-be49-0a188e7935cd","label":"billing","to":"x25519:5943928e9febcb70dd8b528c8f8342b4","v":1}"#
+        )
+    }
 }
