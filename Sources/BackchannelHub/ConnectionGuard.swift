@@ -43,6 +43,10 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
             if identifiesDevices { try channel.pipeline.syncOperations.addHandler(ClientCertificateDevice()) }
         }.flatMap {
             base.setup(channel: channel, logger: logger).map { .accepted($0) }
+        }.flatMapError { error in
+            // Nothing serves a channel whose setup failed: close it, which gives its place back.
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(error)
         }
     }
 

@@ -62,7 +62,7 @@ extension HubTLSConfiguration {
 ///
 /// A connection with a device certificate speaks for that device only: a request on it for
 /// another device is refused, whatever token it carries.
-public struct DeviceCredential: Sendable, Hashable {
+public struct DeviceCredential: Sendable, Hashable, CustomStringConvertible {
     private enum Kind: Sendable, Hashable {
         case bearer(String?)
         case certificate(String)
@@ -78,6 +78,14 @@ public struct DeviceCredential: Sendable, Hashable {
     /// The device the client certificate names, for a certificate credential.
     public var certificateDevice: String? {
         if case .certificate(let device) = kind { device } else { nil }
+    }
+
+    /// What kind of credential this is, without the token.
+    public var description: String {
+        switch kind {
+        case .bearer(let authorization): authorization == nil ? "no credential" : "bearer token"
+        case .certificate(let device): "client certificate of \(device)"
+        }
     }
 
     /// Checks the credential for `device`, whose token hash is `tokenHash`.

@@ -39,6 +39,12 @@ import Testing
             }
         }
 
+        deinit {
+            // A test that failed early still finishes the writer NIO insists on.
+            channel.outbound.finish()
+            channel.channel.close(promise: nil)
+        }
+
         var isClosed: Bool { state.closed.withLock { $0 } }
         var text: String { state.received.withLock { $0 } }
 
@@ -49,7 +55,11 @@ import Testing
         /// Sends a `GET /healthz` and waits for its answer.
         func healthz() async throws -> Bool {
             let before = text.components(separatedBy: "HTTP/1.1 200").count
-            try await send("GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+            do {
+                try await send("GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+            } catch {
+                return false  // closed by the hub before the request went out
+            }
             try await waitUntil("the health answer") {
                 text.components(separatedBy: "HTTP/1.1 200").count > before || isClosed
             }
@@ -87,6 +97,7 @@ import Testing
                 fourth = attempt
                 return true
             }
+            await attempt.close()  // refused: the place was not free yet
             return false
         }
         await fourth?.close()
