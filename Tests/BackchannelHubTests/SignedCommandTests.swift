@@ -235,6 +235,54 @@ import Testing
         await live.stop()
     }
 
+    /// Whether rendezvous requests carry their signature on the wire (`PeerRequest` coding).
+    static var peerRequestsCarrySignatures: Bool {
+        var request = PeerRequest(ref: "r", to: "device:x", name: "read")
+        request.expiresAt = Timestamp(milliseconds: 0)
+        request.signature = CommandSignature(
+            keyId: "ed25519:00", issuedAt: Timestamp(milliseconds: 0), nonce: "n", signature: "s")
+        guard let data = try? WireJSON.encode(request),
+            let decoded = try? WireJSON.decode(PeerRequest.self, from: data)
+        else { return false }
+        return decoded.signature != nil && decoded.expiresAt != nil
+    }
+
+    @Test(.enabled(if: peerRequestsCarrySignatures, "PeerRequest must encode signature and expiresAt"))
+    func aDevicesSignedRendezvousRequestRunsOnceAtItsPeerAndAForgedOneDoesNot() async throws {
+        let h = try HubHarness(systemClock: true)
+        let live = try await LiveHub.start(h.hub)
+        let masterKey = SigningKey.generate(name: "master")
+        _ = try await h.hub.addRendezvousRule(
+            CreateRendezvousRule(from: "device:master", to: "device:m1", commands: ["billing.reset"]))
+        var peerPolicy = TrustPolicy()
+        peerPolicy.trust(.init(name: "master", publicKey: masterKey.publicKey, allow: ["billing.*"]))
+        let runs = RunCounter()
+        let target = try await Self.agent(live, token: try await h.provision("m1"), policy: peerPolicy, runs: runs)
+        var configuration = AgentConfiguration(
+            hubURL: live.url, deviceID: "master", token: try await h.provision("master"),
+            stateDirectory: AgentIntegrationTests.temporaryDirectory())
+        configuration.longPoll = 1
+        configuration.signingKey = masterKey
+        var logger = Logger(label: "test.master")
+        logger.logLevel = .critical
+        let master = try Agent(configuration: configuration, logger: logger)
+        let loops = [Task { await target.run() }, Task { await master.run() }]
+
+        let signed = try await master.request("billing.reset", to: "m1", ttl: 60)
+        let reply = try #require(await master.reply(to: signed, within: 10))
+        #expect(reply.state == .succeeded)
+        #expect(runs.count == 1)
+        // Without the master's key (a request the hub or another device made up): refused.
+        let unsigned = try await master.request("billing.reset", to: "m1", ttl: 60, signingKey: .generate(name: "x"))
+        let refused = try #require(await master.reply(to: unsigned, within: 10))
+        #expect(refused.state == .rejected)
+        #expect(refused.outcome?.code == OutcomeCode.unknownIssuer)
+        #expect(runs.count == 1)
+        for loop in loops { loop.cancel() }
+        for loop in loops { await loop.value }
+        await live.stop()
+    }
+
     @Test func theSignedCommandArrivesAtTheDeviceAsSigned() async throws {
         // The hub forwards what the operator signed; the device's own check is what passes it.
         let h = try HubHarness(systemClock: true)
