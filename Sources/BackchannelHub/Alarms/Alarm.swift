@@ -142,6 +142,17 @@ public struct EscalationList: Sendable, Hashable, Codable {
         self.operators = operators
         self.escalateAfter = escalateAfter
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case operators, escalateAfter
+    }
+
+    /// Decodes a list; `escalateAfter` defaults to 60 seconds.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.operators = try c.decode([String].self, forKey: .operators)
+        self.escalateAfter = try c.decodeIfPresent(Double.self, forKey: .escalateAfter) ?? 60
+    }
 }
 
 /// The escalation lists: one per rule where given, the default list for the other rules.
@@ -155,6 +166,17 @@ public struct EscalationPolicy: Sendable, Hashable, Codable {
     public init(default defaultList: EscalationList = EscalationList(), perRule: [String: EscalationList] = [:]) {
         self.defaultList = defaultList
         self.perRule = perRule
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case defaultList, perRule
+    }
+
+    /// Decodes a policy; both parts are optional (no operators by default, no per-rule lists).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.defaultList = try c.decodeIfPresent(EscalationList.self, forKey: .defaultList) ?? EscalationList()
+        self.perRule = try c.decodeIfPresent([String: EscalationList].self, forKey: .perRule) ?? [:]
     }
 
     /// The list for a rule.
