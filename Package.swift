@@ -119,6 +119,9 @@ let package = Package(
                 "BackchannelAgent",
                 "BackchannelClient",
                 "BackchannelProtocol",
+                "BackchannelSecurity",
+                "BackchannelTLS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -160,6 +163,9 @@ let package = Package(
                 "BackchannelHub", "BackchannelStore", "BackchannelSQLite", "BackchannelProtocol",
                 "BackchannelAgent", "BackchannelSimulator", "BackchannelClient", "BackchannelSecurity",
                 "BackchannelTLS",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ],
@@ -167,12 +173,18 @@ let package = Package(
         ),
         .testTarget(
             name: "BackchannelSecurityTests",
-            dependencies: ["BackchannelSecurity", "BackchannelTLS", "BackchannelProtocol"],
+            dependencies: [
+                "BackchannelSecurity", "BackchannelTLS", "BackchannelProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "BackchannelAgentTests",
-            dependencies: ["BackchannelAgent", "BackchannelProtocol"],
+            dependencies: ["BackchannelAgent", "BackchannelProtocol", "BackchannelSecurity"],
             swiftSettings: strictSettings
         ),
     ]

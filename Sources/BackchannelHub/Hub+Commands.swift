@@ -9,11 +9,11 @@ extension Hub {
         _ request: SubmitCommandRequest, to device: String, origin: String = "operator:admin"
     ) async throws(HubError) -> (command: CommandView, created: Bool) {
         let now = clock.now()
+        let record = try makeRecord(request, device: device, origin: origin, now: now)
         if request.delivery == .instant, !lanes.isHolding(device) || !presence.isAvailable(device) {
             // Now or never: nothing is stored for a device that cannot take it now.
             throw HubError.deviceUnavailable(device)
         }
-        let record = try makeRecord(request, device: device, origin: origin, now: now)
         let result: SubmitResult
         do {
             result = try await store.submit(record)
@@ -110,7 +110,13 @@ extension Hub {
             }
             // Now or never: an instant command lives only as long as its delivery may take.
             // (plus a margin, so the sweeper never ends it before the hub cancels it)
-            expiresAt = min(expiresAt, now.adding(seconds: configuration.instantTimeout + 5))
+            let limit = now.adding(seconds: configuration.instantTimeout + 5)
+            if request.signature != nil, expiresAt > limit {
+                // The signature covers the expiry, so the hub cannot shorten it.
+                throw HubError.malformed(
+                    "expiresAt: a signed instant command must expire within \(Int(configuration.instantTimeout + 5)) s")
+            }
+            expiresAt = min(expiresAt, limit)
         }
         if let notBefore = request.notBefore, notBefore >= expiresAt {
             throw HubError.malformed("notBefore: must be before the command expires (\(expiresAt))")

@@ -45,7 +45,7 @@ public struct PeerRequest: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case ref, to, name, args, ttl, notBefore, onUnavailable, envelope
+        case ref, to, name, args, ttl, notBefore, onUnavailable, envelope, signature, expiresAt
     }
 
     public init(from decoder: any Decoder) throws {
@@ -58,6 +58,8 @@ public struct PeerRequest: Sendable, Hashable, Codable {
         self.notBefore = try c.decodeIfPresent(Timestamp.self, forKey: .notBefore)
         self.onUnavailable = try c.decodeIfPresent(UnavailablePolicy.self, forKey: .onUnavailable) ?? .hold
         self.envelope = try c.decodeIfPresent(String.self, forKey: .envelope)
+        self.signature = try c.decodeIfPresent(CommandSignature.self, forKey: .signature)
+        self.expiresAt = try c.decodeIfPresent(Timestamp.self, forKey: .expiresAt)
     }
 
     /// The target device id, when `to` has the form `device:<id>`.

@@ -36,9 +36,8 @@ extension Hub {
                 await self.serveDeviceSocket(device, credential: credential, inbound, outbound)
             }
         case "/v1/presence/ws":
-            guard let hash = configuration.operatorTokenHash,
-                let token = Credentials.bearer(request.headerFields[.authorization]),
-                Credentials.matches(token, hash: hash)
+            guard let token = Credentials.bearer(request.headerFields[.authorization]),
+                let who = try? await operators.principal(token: token), who.may(.readDevices)
             else { return .dontUpgrade }
             let devices = query.get("device").map { Set($0.split(separator: ",").map(String.init)) }
             let states = query.get("state").map { Set($0.split(separator: ",").map(String.init)) }
@@ -50,6 +49,7 @@ extension Hub {
                         && (devices.map { $0.contains(event.device ?? "") } ?? true)
                         && (states.map { $0.contains(event.detail ?? "") } ?? true)
                     {
+                        guard await self.event(event, belongsTo: who.tenant) else { continue }
                         guard let data = try? WireJSON.encode(event) else { continue }
                         try? await outbound.write(.text(String(decoding: data, as: UTF8.self)))
                     }
