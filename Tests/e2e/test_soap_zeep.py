@@ -54,7 +54,7 @@ def test_zeep_drives_a_device_session_from_the_wsdl(hub):
     assert first.seq == 1
     assert len(first.Request) == 1, first
     request = first.Request[0]
-    assert request.id == command["id"] and request.origin == "operator:admin" and request.attempt == 1
+    assert request.id == command["id"] and request.origin == "operator:root" and request.attempt == 1
     inner = request.Envelope.Body.Command
     assert inner.name == "relay"
     args = {element.tag: element.text for element in inner.args._value_1}
