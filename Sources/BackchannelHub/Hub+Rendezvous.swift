@@ -8,7 +8,7 @@ extension Hub {
     /// Every rendezvous rule, oldest first; only the tenant's when `tenant` is given.
     public func rendezvousRules(tenant: String? = nil) async throws(HubError) -> [RendezvousRule] {
         do {
-            return try await loadRules().filter { tenant == nil || $0.tenant == tenant }
+            return try await loadRules().filter { tenant == nil || ($0.tenant ?? configuration.systemTenant) == tenant }
         } catch {
             throw storeFailure(error)
         }
@@ -48,7 +48,7 @@ extension Hub {
     /// that tenant's rule (another tenant's answers 404).
     public func deleteRendezvousRule(_ id: String, tenant: String? = nil) async throws(HubError) {
         let deleted: Bool
-        if let tenant, try await rendezvousRules().first(where: { $0.id == id })?.tenant != tenant {
+        if let tenant, try await rendezvousRules(tenant: tenant).first(where: { $0.id == id }) == nil {
             throw HubError.hidden(HubError.notFound("no rendezvous rule '\(id)'"))
         }
         do {

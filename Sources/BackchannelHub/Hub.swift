@@ -59,7 +59,7 @@ public final class Hub: Sendable {
         self.directory = DeviceDirectory(store: store)
         self.operators = OperatorDirectory(
             store: store, bootstrapHash: configuration.operatorTokenHash, systemTenant: configuration.systemTenant)
-        self.audit = AuditLog(store: store, logger: logger)
+        self.audit = AuditLog(store: store, logger: logger, systemTenant: configuration.systemTenant)
         self.operatorLimiter = RateLimiter(rate: configuration.operatorRate, burst: configuration.operatorBurst)
         self.presence = PresenceService(grace: configuration.presenceGrace)
         var artifacts: ArtifactStore?

@@ -71,7 +71,8 @@ import Testing
         Endpoint(method: .get, path: "/v1/campaigns", roles: readOperations, scope: .list),
         Endpoint(method: .get, path: "/v1/campaigns/{camp}", roles: readOperations, scope: .record),
         Endpoint(method: .post, path: "/v1/campaigns/{camp}/cancel", roles: command, scope: .record),
-        Endpoint(method: .get, path: "/v1/alarms/config", roles: readOperations, scope: .none),
+        // Hub-wide thresholds name devices and people of every tenant: the system tenant's only.
+        Endpoint(method: .get, path: "/v1/alarms/config", roles: [], scope: .none),
         // Hub-wide thresholds: only an admin of the system tenant, which no tenant role here is.
         Endpoint(
             method: .put, path: "/v1/alarms/config", body: #"{"rules":[],"escalation":{}}"#, roles: [], scope: .none),
@@ -134,7 +135,10 @@ import Testing
                                 #expect(!text.contains(other.campaign), "\(endpoint) leaks \(other.name)'s campaign")
                             }
                         } else {
-                            let expected: UInt16 = endpoint.path == "/v1/artifacts" && role != .billing ? 404 : 403
+                            // System-tenant reads answer a tenant's reader 404, as if absent.
+                            let systemOnly = ["/v1/artifacts", "/v1/alarms/config"].contains(endpoint.path)
+                            let expected: UInt16 =
+                                endpoint.method == .get && systemOnly && role != .billing ? 404 : 403
                             #expect(
                                 own.status.code == Int(expected),
                                 "\(role) of \(caller.name): \(endpoint) answered \(own.status.code), not \(expected)")
@@ -181,6 +185,10 @@ import Testing
             #expect(entries.contains { $0.outcome == "forbidden" && $0.actor == "operator:acme-viewer" })
             #expect(entries.contains { $0.outcome == "other_tenant" && $0.actor == "operator:acme-operator" })
             #expect(entries.allSatisfy { $0.tenant == "acme" })
+            // Anonymous refusals are hub-wide: the system tenant's admin sees them.
+            let hubWide = try api.decode(
+                Page<AuditEntry>.self, try await api.call(.get, "/v1/audit?limit=1000"))
+            #expect(hubWide.items.contains { $0.actor == "anonymous" && $0.status == 401 })
         }
     }
 
@@ -295,5 +303,21 @@ import Testing
             path = path.replacingOccurrences(of: "{op}", with: name)
         }
         return path
+    }
+}
+
+/// Live streams carry metering values only to roles that may read metering data.
+@Suite struct EventRedactionTests {
+    @Test func uplinkValuesOnlyForDataReaders() {
+        let event = HubEvent(
+            seq: 1, at: Timestamp(milliseconds: 0), type: .uplink, device: "m1", command: nil, state: nil,
+            detail: "reading meter", data: ["kWh": 42])
+        #expect(Hub.redact(event, readsData: true).data == ["kWh": 42])
+        #expect(Hub.redact(event, readsData: false).data == nil)
+        #expect(Hub.redact(event, readsData: false).detail == "reading meter")
+        let transition = HubEvent(
+            seq: 2, at: Timestamp(milliseconds: 0), type: .alarm, device: "m1", command: nil, state: nil,
+            detail: "x", data: ["step": 1])
+        #expect(Hub.redact(transition, readsData: false).data == ["step": 1])
     }
 }

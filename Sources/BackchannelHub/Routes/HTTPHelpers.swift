@@ -75,12 +75,18 @@ struct OperatorGate: RouterMiddleware {
         _ request: Request, context: HubRequestContext,
         next: (Request, HubRequestContext) async throws -> Response
     ) async throws -> Response {
-        let action = "\(request.method.rawValue) \(request.uri.path)"
+        // The route's pattern is the action; the concrete path (cut to 256 bytes, so a huge URL
+        // cannot bloat the log) is the target.
+        var path = request.uri.path
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let action = "\(request.method.rawValue) \(context.endpointPath ?? String(path.prefix(256)))"
+        let target = String(path.utf8.prefix(256)) ?? String(path.prefix(64))
         let remote = context.remoteAddress
+        let systemTenant = hub.configuration.systemTenant
         func entry(_ actor: String, _ tenant: String?, _ outcome: String, _ status: Int) -> AuditEntry {
             AuditEntry(
-                seq: 0, at: hub.clock.now(), actor: actor, tenant: tenant, action: action, target: nil,
-                outcome: outcome, status: status, remote: remote)
+                seq: 0, at: hub.clock.now(), actor: actor, tenant: tenant ?? systemTenant, action: action,
+                target: target, outcome: outcome, status: status, remote: remote)
         }
         guard let token = Credentials.bearer(request.headers[.authorization]),
             let who = try await hub.operators.principal(token: token)
@@ -96,7 +102,8 @@ struct OperatorGate: RouterMiddleware {
         var context = context
         context.principal = who
         let changes = request.method != .get && request.method != .head
-        let readsData = request.uri.path.hasSuffix("/uplink") || request.uri.path.hasSuffix("/export")
+        // Metering data, and live streams (which carry it to roles that may read it).
+        let readsData = path.hasSuffix("/uplink") || path.hasSuffix("/export") || path.hasSuffix("/events")
         do {
             let response = try await next(request, context)
             if changes {

@@ -128,7 +128,7 @@ extension Hub {
             if let states, let bad = states.first(where: { InferredPresence(rawValue: $0) == nil }) {
                 throw HubError.malformed("state: '\(bad)' is not unknown, online, unavailable or presence-error")
             }
-            return self.eventStream(tenant: who.tenant) { event in
+            return self.eventStream(for: who) { event in
                 event.type == .devicePresence && (devices.map { $0.contains(event.device ?? "") } ?? true)
                     && (states.map { $0.contains(event.detail ?? "") } ?? true)
             }
@@ -168,7 +168,11 @@ extension Hub {
             return try jsonResponse(try await self.cancelCampaign(id, reason: reason))
         }
         api.get("alarms/config") { _, context -> Response in
-            _ = try context.require(.readOperations)
+            // Hub-wide: its selectors and escalation lists name devices and people of every tenant.
+            let who = try context.require(.readOperations)
+            guard who.tenant == self.configuration.systemTenant else {
+                throw HubError.hidden(HubError.notFound("alarm settings are kept to the system tenant"))
+            }
             return try jsonResponse(self.alarms.configuration)
         }
         api.put("alarms/config") { request, context -> Response in
@@ -189,16 +193,18 @@ extension Hub {
         api.get("alarms/events") { request, context -> Response in
             let who = try context.require(.readOperations)
             // An operator's live subscription is the operator's presence for escalation.
-            // The subscriber is present for escalation as itself; an admin may subscribe on behalf
-            // of another name of its escalation lists (`?operator=`).
+            // The subscriber is present for escalation as itself; a system-tenant admin (who owns
+            // the hub-wide escalation lists) may subscribe on behalf of another name.
             let name = request.query("operator") ?? who.name
             if !Identifier.isValid(name, maxBytes: 64) { throw HubError.malformed("operator: not a valid name") }
-            if name != who.name && who.role != .admin {
-                throw HubError(.forbidden, ErrorCode.forbidden, "operator: only an admin may subscribe as another name")
+            if name != who.name && !who.isSystemAdmin {
+                throw HubError(
+                    .forbidden, ErrorCode.forbidden,
+                    "operator: only a system-tenant admin may subscribe as another name")
             }
             self.operatorPresence(name, connected: true)
             return self.eventStream(
-                tenant: who.tenant,
+                for: who,
                 onClose: { self.operatorPresence(name, connected: false) }
             ) { $0.type == .alarm }
         }
@@ -234,7 +240,7 @@ extension Hub {
         api.get("events") { request, context -> Response in
             let who = try context.require(.readOperations)
             let device = request.query("device")
-            return self.eventStream(tenant: who.tenant) { device == nil || $0.device == device }
+            return self.eventStream(for: who) { device == nil || $0.device == device }
         }
         api.get("operators") { _, context -> Response in
             let who = try context.require(.operators)

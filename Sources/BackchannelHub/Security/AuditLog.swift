@@ -9,8 +9,8 @@ import Synchronization
 /// Actions that changed something are written before the response is sent
 /// (``record(_:)``, awaited). Rejections and reads are queued (``enqueue(_:)``) and written in
 /// batches by ``AuditFlusher``, so a flood of bad tokens cannot turn into a flood of
-/// transactions; beyond 10 000 queued entries the oldest are dropped and the drop itself is
-/// recorded.
+/// transactions; beyond 10 000 queued entries further ones are dropped and the drop itself is
+/// recorded. Hub-wide entries (anonymous refusals, drops) belong to the system tenant.
 final class AuditLog: Sendable {
     private struct Queue {
         var entries: [AuditEntry] = []
@@ -20,11 +20,13 @@ final class AuditLog: Sendable {
     private let store: any MessageStore
     private let queue = Mutex(Queue())
     private let logger: Logger
+    private let systemTenant: String
     static let maxQueued = 10_000
 
-    init(store: any MessageStore, logger: Logger) {
+    init(store: any MessageStore, logger: Logger, systemTenant: String) {
         self.store = store
         self.logger = logger
+        self.systemTenant = systemTenant
     }
 
     /// Writes one entry now (after an action that changed state).
@@ -40,9 +42,10 @@ final class AuditLog: Sendable {
     /// Queues an entry for the next batch.
     func enqueue(_ entry: AuditEntry) {
         queue.withLock { queue in
-            if queue.entries.count >= Self.maxQueued {
-                queue.entries.removeFirst()
+            // Full: the newest is dropped (and counted), in constant time.
+            guard queue.entries.count < Self.maxQueued else {
                 queue.dropped += 1
+                return
             }
             queue.entries.append(entry)
         }
@@ -57,7 +60,7 @@ final class AuditLog: Sendable {
         if dropped > 0 {
             entries.append(
                 AuditEntry(
-                    seq: 0, at: now, actor: "hub", tenant: nil, action: "audit.dropped", target: nil,
+                    seq: 0, at: now, actor: "hub", tenant: systemTenant, action: "audit.dropped", target: nil,
                     outcome: "\(dropped) queued entries dropped under load", status: nil, remote: nil))
         }
         guard !entries.isEmpty else { return }

@@ -66,7 +66,13 @@ final class OperatorDirectory: Sendable {
     private let store: any MessageStore
     private let bootstrapHash: String?
     let systemTenant: String
-    private let cache = Mutex<[String: OperatorRecord]>([:])
+    private struct Cache {
+        var records: [String: OperatorRecord] = [:]
+        /// Bumped by every invalidation, so a read that raced a rotation or deletion is not cached.
+        var generation: UInt64 = 0
+    }
+
+    private let cache = Mutex(Cache())
 
     init(store: any MessageStore, bootstrapHash: String?, systemTenant: String) {
         self.store = store
@@ -92,10 +98,15 @@ final class OperatorDirectory: Sendable {
             return OperatorPrincipal(name: "root", tenant: systemTenant, role: .admin, isSystemAdmin: true)
         }
         guard let name = Self.claimedName(token) else { return nil }
-        var record = cache.withLock { $0[name] }
+        let (cached, generation) = cache.withLock { ($0.records[name], $0.generation) }
+        var record = cached
         if record == nil {
             record = try await store.operatorRecord(name: name)
-            if let record { cache.withLock { $0[name] = record } }
+            if let record {
+                cache.withLock { cache in
+                    if cache.generation == generation { cache.records[name] = record }
+                }
+            }
         }
         guard let record, Credentials.matches(token, hash: record.tokenHash) else { return nil }
         return OperatorPrincipal(
@@ -105,7 +116,10 @@ final class OperatorDirectory: Sendable {
 
     /// Drops a cached record after the hub changed it.
     func invalidate(_ name: String) {
-        _ = cache.withLock { $0.removeValue(forKey: name) }
+        cache.withLock { cache in
+            cache.records.removeValue(forKey: name)
+            cache.generation &+= 1
+        }
     }
 }
 
