@@ -9,14 +9,20 @@ can name real records (schemathesis dictionaries, drawn half the time), then run
 
 1. device pass: the device endpoints (`POST /v1/poll`, `/v1/rest/...`, `GET /v1/firmware/...`)
    with meter-1's device token, before any operator call can rotate that token;
-2. operator pass: every other operation, with the operator token.
+2. operator pass: every other operation, with the bootstrap operator token (root, the system
+   tenant's admin);
+3. tenant pass: the same operations, fewer examples, as the admin of another tenant, to whom
+   the system tenant's records are 404 and hub-wide settings are not shown. It leaves out
+   `POST /v1/operators/{name}/token` and `DELETE /v1/operators/{name}`: following `whoami`,
+   the fuzzer would rotate or delete its own operator and spend the rest of the pass on 401s
+   (the operator pass covers both).
 
 Each pass checks that no response is a 5xx and that every response's status code, content
 type, headers and body are the ones the document declares. Generation is deterministic
 (no seed drawn), with a bounded number of examples per operation.
 
 Long-lived responses are fuzzed too, within bounds: the server-sent event streams
-(`/v1/events`, `/v1/presence/events`, `/v1/alarms/events`) are read for at most 0.5 s or one
+(`/v1/events`, `/v1/presence/events`, `/v1/alarms/events`) are read for at most 0.25 s or one
 event (`request-timeout`, `max-stream-events`), so their status, content type and error
 bodies are checked; the WebSocket endpoints (`/v1/ws`, `/v1/presence/ws`) get plain requests,
 which must be answered 426 (or 401/403/429) as documented; the upgrade itself is left to the
@@ -50,10 +56,10 @@ EVENT_STREAMS = r"^/v1/(presence/|alarms/)?events$"
 STREAM_SETTINGS = [
     "[[operations]]",
     f"include-path-regex = {json.dumps(EVENT_STREAMS)}",
-    "request-timeout = 0.5",
+    "request-timeout = 0.25",
     "request-retries = 2",  # a stream's headers late under load: try again rather than fail
     "max-stream-events = 1",
-    "generation.max-examples = 8",
+    "generation.max-examples = 5",
 ]
 
 # Operations whose security scheme is the device token.
@@ -131,6 +137,9 @@ def seed(hub: str) -> dict[str, list[str] | str]:
     alarms = ok(api.get("/v1/alarms"), 200)["items"]
     assert alarms, "the reading above the threshold raised no alarm"
     ok(api.post("/v1/operators", {"name": "fuzz-viewer", "role": "viewer"}), 201)
+    # Another tenant: its admin, and a device of its own.
+    tenant_admin = ok(api.post("/v1/operators", {"name": "other-admin", "role": "admin", "tenant": "other"}), 201)
+    ok(api.post("/v1/devices", {"id": "meter-o", "tenant": "other"}), 201)
 
     firmware = b"fuzz firmware image\n" * 64
     digest = hashlib.sha256(firmware).hexdigest()
@@ -139,12 +148,13 @@ def seed(hub: str) -> dict[str, list[str] | str]:
 
     return {
         "device_token": tokens["meter-1"],
-        "ids": ["meter-2", "cmd-1", "cmd-2", campaign["id"], rule["id"], alarms[0]["id"]],
+        "tenant_token": tenant_admin["token"],
+        "ids": ["meter-2", "meter-o", "cmd-1", "cmd-2", campaign["id"], rule["id"], alarms[0]["id"]],
         "requests": ["cmd-m1"],
         "refs": ["ref-1"],
         "replies": reply_ids,
         "sha256": [digest],
-        "names": ["fuzz-viewer"],
+        "names": ["fuzz-viewer", "other-admin"],
         "selectors": ["*", "label:site=fuzz"],
     }
 
@@ -153,7 +163,7 @@ def toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-def write_config(path: Path, *, device_token: str, dictionaries: dict[str, list[str]],
+def write_config(path: Path, *, operator_token: str, device_token: str, dictionaries: dict[str, list[str]],
                  parameters: dict[str, str]) -> None:
     """A schemathesis.toml: bearer tokens per security scheme, and path/query parameters
     drawn half the time from the records made by `seed`."""
@@ -164,7 +174,7 @@ def write_config(path: Path, *, device_token: str, dictionaries: dict[str, list[
         "database = \"none\"",
         "",
         "[auth.openapi.operatorToken]",
-        f"bearer = {json.dumps(TOKEN)}",
+        f"bearer = {json.dumps(operator_token)}",
         "",
         "[auth.openapi.deviceToken]",
         f"bearer = {json.dumps(device_token)}",
@@ -179,14 +189,15 @@ def write_config(path: Path, *, device_token: str, dictionaries: dict[str, list[
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_schemathesis(hub: str, config: Path, artifacts: Path, name: str, *selection: str) -> tuple[int, str, float]:
+def run_schemathesis(hub: str, config: Path, artifacts: Path, name: str, *selection: str,
+                     max_examples: int = MAX_EXAMPLES) -> tuple[int, str, float]:
     """One `schemathesis run`; returns its exit code, output and wall time."""
     argv = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color",
         "run", f"{hub}/openapi.json",
         "--checks", CHECKS,
         "--generation-deterministic",
-        "--max-examples", str(MAX_EXAMPLES),
+        "--max-examples", str(max_examples),
         # One worker: hypothesis 6.155 races in its lambda-description cache with two
         # (FlakyFailure), and one worker keeps the order of requests, and so the run, reproducible.
         "--workers", "1",
@@ -208,24 +219,32 @@ def test_openapi_conformance(backchannel_bin, artifacts):
         pytest.fail("schemathesis is not installed: run scripts/install-test-deps")
     with running_hub(backchannel_bin, artifacts, TOKEN, "--operator-rate", "0", "--max-wait", "1") as hub:
         records = seed(hub)
-        dictionaries = {k: v for k, v in records.items() if k != "device_token"}
+        dictionaries = {k: v for k, v in records.items() if not k.endswith("_token")}
+        operator_parameters = {"path.id": "ids", "path.sha256": "sha256", "path.name": "names",
+                               "body.selector": "selectors"}
 
         device_config = artifacts / "schemathesis-device.toml"
-        write_config(device_config, device_token=records["device_token"],
+        write_config(device_config, operator_token=TOKEN, device_token=records["device_token"],
                      dictionaries={"devices": ["meter-1"], **dictionaries},
                      parameters={"path.id": "devices", "query.device": "devices", "body.device": "devices",
                                  "path.request": "requests", "path.ref": "refs", "path.reply": "replies",
                                  "path.sha256": "sha256"})
         operator_config = artifacts / "schemathesis-operator.toml"
-        write_config(operator_config, device_token=records["device_token"], dictionaries=dictionaries,
-                     parameters={"path.id": "ids", "path.sha256": "sha256", "path.name": "names",
-                                 "body.selector": "selectors"})
+        write_config(operator_config, operator_token=TOKEN, device_token=records["device_token"],
+                     dictionaries=dictionaries, parameters=operator_parameters)
+        tenant_config = artifacts / "schemathesis-tenant.toml"
+        write_config(tenant_config, operator_token=records["tenant_token"], device_token=records["device_token"],
+                     dictionaries=dictionaries, parameters=operator_parameters)
 
         results = [
             ("device", *run_schemathesis(hub, device_config, artifacts, "device",
                                          "--include-path-regex", DEVICE_PATHS)),
             ("operator", *run_schemathesis(hub, operator_config, artifacts, "operator",
                                            "--exclude-path-regex", DEVICE_PATHS)),
+            ("tenant", *run_schemathesis(hub, tenant_config, artifacts, "tenant",
+                                         "--exclude-path-regex", DEVICE_PATHS,
+                                         "--exclude-path", "/v1/operators/{name}/token",
+                                         "--exclude-path", "/v1/operators/{name}", max_examples=5)),
         ]
         status, health = Api(hub, TOKEN).get("/healthz")
         assert status == 200, f"the hub did not survive the fuzzing: {status} {health}"
