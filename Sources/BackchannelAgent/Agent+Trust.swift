@@ -10,7 +10,9 @@ extension Agent {
     /// reported like any other result, and the command never runs.
     func admit(_ request: LogicalRequest) throws -> CommandAcceptance? {
         guard let verifier else { return .unsigned }
-        switch verifier.verify(request, device: configuration.deviceID, now: clock.hubNow()) {
+        // The device's own clock, never corrected by the hub's offset: the hub writes the
+        // timestamps that offset comes from, and must not be able to move a signed window.
+        switch verifier.verify(request, device: configuration.deviceID, now: clock.deviceNow()) {
         case .success(let acceptance):
             return acceptance
         case .failure(let rejection):
@@ -31,7 +33,7 @@ extension Agent {
 
     /// Records an accepted request's nonce, durably.
     func remember(_ acceptance: CommandAcceptance) throws {
-        try verifier?.remember(acceptance, now: clock.hubNow())
+        try verifier?.remember(acceptance, now: clock.deviceNow())
     }
 
     /// At start-up: records the nonce of a request received but not started, in case the device
@@ -44,10 +46,30 @@ extension Agent {
             try verifier.ledger.record(
                 NonceLedger.Entry(
                     keyId: signature.keyId, nonce: signature.nonce, id: request.id, expiresAt: request.expiresAt),
-                now: clock.hubNow())
+                now: clock.deviceNow())
         } catch {
             logger.error("cannot record a recovered command's nonce", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Seconds to wait before starting `request`, 0 when it may start now.
+    ///
+    /// Every command waits for its `notBefore` on hub time. A signed one (with a trust policy)
+    /// also waits until `notBefore − clockSkew` on the device's own clock, so a hub that shifts
+    /// the device's idea of time cannot start it early.
+    static func startDelay(
+        notBefore: Timestamp?, signed: Bool, clockSkew: Double?, hubNow: Timestamp, deviceNow: Timestamp
+    ) -> Double {
+        guard let notBefore else { return 0 }
+        var wait = notBefore.seconds(since: hubNow)
+        if signed, let clockSkew { wait = max(wait, notBefore.seconds(since: deviceNow) - clockSkew) }
+        return max(0, wait)
+    }
+
+    /// Whether `request` expired: on hub time, and for a signed one (with a trust policy) also on
+    /// the device's own clock, so a hub that shifts the device's idea of time cannot run it late.
+    static func hasExpired(_ request: LogicalRequest, signed: Bool, hubNow: Timestamp, deviceNow: Timestamp) -> Bool {
+        hubNow > request.expiresAt || (signed && deviceNow > request.expiresAt)
     }
 
     /// The answer to a redelivered request whose result the hub already confirmed it holds.

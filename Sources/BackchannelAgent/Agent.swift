@@ -90,6 +90,13 @@ public actor Agent {
         self.logger = logger
         self.presence = configuration.presence
         self.presenceDirty = configuration.presence != nil
+        // Forget the nonces of commands that expired (device clock); recording prunes from
+        // then on, at most every `pruneInterval`.
+        do {
+            try verifier?.ledger.prune(now: clock.deviceNow())
+        } catch {
+            logger.error("cannot prune the nonce ledger", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: Public API
@@ -151,12 +158,14 @@ public actor Agent {
             onUnavailable: onUnavailable
         )
         if let key = signingKey ?? configuration.signingKey {
-            let issuedAt = clock.hubNow()
+            // The device's own clock, as the peer checks it against its own.
+            let issuedAt = clock.deviceNow()
             let expiresAt = issuedAt.adding(seconds: ttl ?? 24 * 3600)
             request.ttl = nil
             request.expiresAt = expiresAt
             request.signature = CommandSigner(key: key).sign(
-                id: request.ref, target: device, name: name, args: args, expiresAt: expiresAt, issuedAt: issuedAt)
+                kind: .peer, id: request.ref, target: device, name: name, args: args, expiresAt: expiresAt,
+                issuedAt: issuedAt)
         }
         try request.validate(limits)
         try mailbox.add(request)
@@ -578,10 +587,16 @@ public actor Agent {
     }
 
     private func schedule(_ request: LogicalRequest) {
+        let signed = verifier != nil && request.signature != nil
+        let skew = verifier?.policy.clockSkew
         running[request.id] = Task { [clock] in
-            if let notBefore = request.notBefore {
-                let wait = notBefore.seconds(since: clock.hubNow())
-                if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
+            // Checked again after each sleep: either clock may have moved meanwhile.
+            while true {
+                let wait = Self.startDelay(
+                    notBefore: request.notBefore, signed: signed, clockSkew: skew, hubNow: clock.hubNow(),
+                    deviceNow: clock.deviceNow())
+                if wait <= 0 || Task.isCancelled { break }
+                try? await Task.sleep(for: .milliseconds(Int64(min(wait, 3600) * 1000) + 1))
             }
             if Task.isCancelled { return }
             await self.execute(request)
@@ -606,9 +621,9 @@ public actor Agent {
             activity()
         }
         guard case .received = ledger.entry(for: request.id) else { return }
-        let now = clock.hubNow()
+        let signed = verifier != nil && request.signature != nil
         var reply: CommandReply
-        if now > request.expiresAt {
+        if Self.hasExpired(request, signed: signed, hubNow: clock.hubNow(), deviceNow: clock.deviceNow()) {
             reply = .rejected(code: OutcomeCode.tooLate, detail: "received after it expired at \(request.expiresAt)")
         } else if let handler = handlers[request.name] {
             do {

@@ -49,8 +49,19 @@ public struct CommandSignature: Sendable, Hashable, Codable {
 /// no whitespace, timestamps in the wire form (`2026-11-27T14:35:00.123Z`), an absent
 /// `notBefore` written as `null`, and `args` written the same way (keys sorted, no whitespace,
 /// numbers as integers when integral, strings escaping only `"`, `\` and control characters).
-/// `v` is the format version, `1`.
+/// `v` is the format version, `2`; `kind` says whether `id` is an operator command's id or a
+/// rendezvous request's `ref`, so a hub cannot deliver one as the other.
 public struct SignedCommandFields: Sendable, Hashable {
+    /// What was signed: an operator's command or a device's rendezvous request.
+    public enum Kind: String, Sendable, Hashable {
+        /// A command submitted through the operator API (`id` is the command id).
+        case `operator`
+        /// A rendezvous request from another device (`id` is the sender's `ref`).
+        case peer
+    }
+
+    /// Operator command or rendezvous request.
+    public var kind: Kind
     /// The command's id (operator commands) or the sender's `ref` (rendezvous requests).
     public var id: String
     /// The device that runs it (`<id>`, without `device:`).
@@ -70,9 +81,10 @@ public struct SignedCommandFields: Sendable, Hashable {
 
     /// Creates the field set.
     public init(
-        id: String, target: String, name: String, args: JSONValue, notBefore: Timestamp?,
+        kind: Kind = .operator, id: String, target: String, name: String, args: JSONValue, notBefore: Timestamp?,
         expiresAt: Timestamp, issuedAt: Timestamp, nonce: String
     ) {
+        self.kind = kind
         self.id = id
         self.target = target
         self.name = name
@@ -86,7 +98,8 @@ public struct SignedCommandFields: Sendable, Hashable {
     /// The bytes that are signed.
     public var canonicalBytes: [UInt8] {
         let members: [String: JSONValue] = [
-            "v": .number(1),
+            "v": .number(2),
+            "kind": .string(kind.rawValue),
             "id": .string(id),
             "target": .string(target),
             "name": .string(name),

@@ -3,7 +3,7 @@ import Foundation
 
 /// Signs commands with an issuer's Ed25519 key.
 ///
-/// The signature covers ``SignedCommandFields/canonicalBytes``: the command's id, the target
+/// The signature covers ``SignedCommandFields/canonicalBytes``: its kind, the command's id, the target
 /// device, name, args, notBefore, expiresAt, and the signature's own issuedAt and nonce. Each
 /// signature gets a fresh random nonce, so the same command signed twice is two commands to a
 /// device, and one signed command delivered twice is a replay.
@@ -29,13 +29,14 @@ public struct CommandSigner: Sendable {
     /// - Parameters:
     ///   - id: the command id (operator commands) or the sender's `ref` (rendezvous requests).
     ///   - target: the device that runs it, without `device:`.
+    ///   - kind: `.peer` for a rendezvous request (then `id` is its `ref`).
     public func sign(
-        id: String, target: String, name: String, args: JSONValue, notBefore: Timestamp? = nil,
-        expiresAt: Timestamp, issuedAt: Timestamp = .now()
+        kind: SignedCommandFields.Kind = .operator, id: String, target: String, name: String, args: JSONValue,
+        notBefore: Timestamp? = nil, expiresAt: Timestamp, issuedAt: Timestamp = .now()
     ) -> CommandSignature {
         sign(
             SignedCommandFields(
-                id: id, target: target, name: name, args: args, notBefore: notBefore, expiresAt: expiresAt,
+                kind: kind, id: id, target: target, name: name, args: args, notBefore: notBefore, expiresAt: expiresAt,
                 issuedAt: issuedAt, nonce: Self.makeNonce()
             )
         )

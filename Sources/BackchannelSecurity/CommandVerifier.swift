@@ -67,21 +67,25 @@ public final class CommandVerifier {
     public func verify(_ request: LogicalRequest, device: String, now: Timestamp) -> Result<
         CommandAcceptance, CommandRejection
     > {
-        // A rendezvous request's signature covers the sender's ref, not the hub's id.
-        let signedID: String?
-        if request.origin.hasPrefix("device:") { signedID = request.ref } else { signedID = request.id }
+        // A rendezvous request's signature covers the sender's ref, not the hub's id. The origin
+        // is the hub's word, so the kind it implies is part of what is verified: an operator's
+        // command delivered as a rendezvous request (or the reverse) does not verify.
+        let kind: SignedCommandFields.Kind = request.origin.hasPrefix("device:") ? .peer : .operator
         return verify(
-            id: signedID, target: device, name: request.name, args: request.args, notBefore: request.notBefore,
+            kind: kind, id: kind == .peer ? request.ref : request.id, target: device, name: request.name,
+            args: request.args, notBefore: request.notBefore,
             expiresAt: request.expiresAt, signature: request.signature, acceptedAs: request.id, now: now)
     }
 
     /// Checks a command given as its parts; see ``verify(_:device:now:)``.
     ///
     /// - Parameters:
+    ///   - kind: operator command or rendezvous request, as delivered.
     ///   - id: the id the signature should cover (nil when the delivery lacks it).
     ///   - acceptedAs: the id the device will run it under, recorded with the nonce.
     public func verify(
-        id: String?, target: String, name: String, args: JSONValue, notBefore: Timestamp?, expiresAt: Timestamp,
+        kind: SignedCommandFields.Kind = .operator, id: String?, target: String, name: String, args: JSONValue,
+        notBefore: Timestamp?, expiresAt: Timestamp,
         signature: CommandSignature?, acceptedAs: String, now: Timestamp
     ) -> Result<CommandAcceptance, CommandRejection> {
         func reject(_ code: String, _ detail: String) -> Result<CommandAcceptance, CommandRejection> {
@@ -98,7 +102,7 @@ public final class CommandVerifier {
             return reject(OutcomeCode.badSignature, "the signature is malformed")
         }
         let fields = SignedCommandFields(
-            id: id, target: target, name: name, args: args, notBefore: notBefore, expiresAt: expiresAt,
+            kind: kind, id: id, target: target, name: name, args: args, notBefore: notBefore, expiresAt: expiresAt,
             issuedAt: signature.issuedAt, nonce: signature.nonce)
         guard key.isValidSignature(raw, for: fields.canonicalBytes) else {
             return reject(

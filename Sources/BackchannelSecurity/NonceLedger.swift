@@ -17,8 +17,10 @@ public import Foundation
 /// cut off when the file is opened.
 ///
 /// Pruning drops entries whose `expiresAt` has passed and raises the ``horizon`` to the latest
-/// expiry dropped. A command expiring at or before the horizon is refused whatever the clock
-/// says, so setting the device's clock back cannot revive a command whose nonce was forgotten.
+/// expiry dropped, rewriting the file with only what is kept. A command expiring at or before the
+/// horizon is refused whatever the clock says, so setting the device's clock back cannot revive a
+/// command whose nonce was forgotten. ``record(_:now:)`` prunes by itself, at most once per
+/// ``pruneInterval`` (and the agent prunes when it starts), always by the device's own clock.
 ///
 /// Not thread-safe, on purpose: one owner (the agent's actor) at a time, one instance per file.
 public final class NonceLedger {
@@ -63,6 +65,12 @@ public final class NonceLedger {
     private var fd: Int32 = -1
     private var lines = 0
     private var broken = false
+    /// Seconds between the pruning passes ``record(_:now:)`` makes (default ten minutes).
+    public var pruneInterval: Double = 600
+    /// When the ledger was last pruned (device clock); nil before the first pass.
+    public private(set) var lastPruned: Timestamp?
+    /// Lines in the file, entries and horizon (for tests and diagnostics).
+    public var fileLines: Int { lines }
 
     /// Opens (creating if absent) the ledger in `directory`.
     public init(directory: URL, fileName: String = "nonces.journal") throws(SecurityError) {
@@ -119,10 +127,18 @@ public final class NonceLedger {
 
     /// Remembers an accepted command, durably. Recording the same key and nonce again does nothing.
     ///
-    /// Prunes expired entries (as of `now`) first when the file has grown well past what is kept.
+    /// Prunes expired entries (as of `now`, the device's own clock) first when the last pruning
+    /// pass is more than ``pruneInterval`` ago (or `now` is before it: the clock was set back),
+    /// and rewrites the file first after a failed write.
     public func record(_ entry: Entry, now: Timestamp) throws(SecurityError) {
         guard entries[Key(keyId: entry.keyId, nonce: entry.nonce)] == nil else { return }
-        if broken || lines > 2 * entries.count + 256 { try prune(now: now, force: true) }
+        if broken {
+            try prune(now: now, force: true)
+        } else if let lastPruned, now >= lastPruned, now.seconds(since: lastPruned) < pruneInterval {
+            // Pruned recently.
+        } else {
+            try prune(now: now, force: false)
+        }
         let line = Line(keyId: entry.keyId, nonce: entry.nonce, id: entry.id, expiresAt: entry.expiresAt.milliseconds)
         try append([line])
         apply(line)
@@ -135,6 +151,7 @@ public final class NonceLedger {
 
     private func prune(now: Timestamp, force: Bool) throws(SecurityError) {
         let expired = entries.filter { $0.value.expiresAt < now }
+        lastPruned = now
         guard force || !expired.isEmpty else { return }
         var horizon = self.horizon
         for (key, entry) in expired {

@@ -27,7 +27,8 @@ import Testing
 
     /// A device agent with the policy and a `billing.reset` handler that counts its runs.
     static func agent(
-        _ live: LiveHub, token: String, policy: TrustPolicy?, runs: RunCounter = RunCounter(), directory: URL? = nil
+        _ live: LiveHub, token: String, policy: TrustPolicy?, runs: RunCounter = RunCounter(), directory: URL? = nil,
+        deviceClock: (@Sendable () -> Timestamp)? = nil
     ) async throws -> Agent {
         var configuration = AgentConfiguration(
             hubURL: live.url, deviceID: "m1", token: token,
@@ -36,6 +37,7 @@ import Testing
         configuration.backoffBase = 0.05
         configuration.backoffMax = 0.2
         configuration.trustPolicy = policy
+        if let deviceClock { configuration.deviceClock = deviceClock }
         var logger = Logger(label: "test.agent")
         logger.logLevel = ProcessInfo.processInfo.environment["AGENT_LOG"] == nil ? .critical : .trace
         let agent = try Agent(configuration: configuration, logger: logger)
@@ -233,6 +235,95 @@ import Testing
         loop.cancel()
         await loop.value
         await live.stop()
+    }
+
+    @Test func aHubThatShiftsTheDevicesTimeByAWeekCannotReviveAnExpiredSignedCommand() async throws {
+        // The device's own clock is 8 days ahead of the hub's: the hub's timestamps give the
+        // device an offset of -8 days, as a compromised hub replaying a command signed (and
+        // expired) a week ago would. The signed window is checked on the device's own clock.
+        let h = try HubHarness(systemClock: true)
+        let token = try await h.provision("m1")
+        let live = try await LiveHub.start(h.hub)
+        var lenient = policy
+        lenient.maxAge = 30 * 24 * 3600
+        let runs = RunCounter()
+        let agent = try await Self.agent(
+            live, token: token, policy: lenient, runs: runs, deviceClock: { Timestamp.now().adding(seconds: 8 * 86400) }
+        )
+        let loop = Task { await agent.run() }
+        let command = try await Self.submitSigned("billing.reset", by: utility, hub: h.hub)
+        let view = try await h.hub.command(command.id, waitingUpTo: 10)
+        #expect(view.state == .rejected)
+        #expect(view.outcome?.code == OutcomeCode.outsideWindow)
+        #expect(view.outcome?.detail?.contains("expired") == true)
+        #expect(runs.count == 0)
+        // Hub time, corrected by the offset, would have let it through.
+        let offset = try #require(agent.clock.estimate?.offset)
+        #expect(offset < -7 * 86400)
+        loop.cancel()
+        await loop.value
+        await live.stop()
+    }
+
+    @Test func aSignedNotBeforeIsHonouredOnTheDevicesOwnClockWhateverHubTimeSays() async throws {
+        // The device's clock is an hour behind the hub's: by hub time the command is due, by
+        // the device's own clock it starts in an hour. It is taken (acked) but does not start.
+        let h = try HubHarness(systemClock: true)
+        let token = try await h.provision("m1")
+        let live = try await LiveHub.start(h.hub)
+        let runs = RunCounter()
+        let agent = try await Self.agent(
+            live, token: token, policy: policy, runs: runs, deviceClock: { Timestamp.now().adding(seconds: -3600) })
+        let loop = Task { await agent.run() }
+        let real = Timestamp.now()
+        var request = SubmitCommandRequest(name: "billing.reset", args: [:], ttl: 3 * 3600)
+        request.notBefore = real
+        CommandSigner(key: utility).sign(&request, for: "m1", now: real.adding(seconds: -2 * 3600))
+        let command = try await h.hub.submit(request, to: "m1").command
+        try await waitUntil("the device took the command") {
+            if case .received? = await agent.ledgerEntry(command.id) { return true }
+            return false
+        }
+        try await waitUntil("the hub knows the device took it") {
+            try await h.hub.command(command.id).state == .acked
+        }
+        // Acks travel with the results of quick commands, so a command run at once would be
+        // terminal here.
+        #expect(try await h.hub.command(command.id).state == .acked)
+        #expect(runs.count == 0)
+        #expect(await agent.runningCount == 1, "waiting for its notBefore")
+        if case .received? = await agent.ledgerEntry(command.id) {} else { Issue.record("started early") }
+        loop.cancel()
+        await loop.value
+        await live.stop()
+    }
+
+    @Test func theAgentPrunesExpiredNoncesWhenItStarts() throws {
+        let directory = AgentIntegrationTests.temporaryDirectory()
+        let real = Timestamp.now()
+        do {
+            let ledger = try NonceLedger(directory: directory)
+            for index in 0..<3 {
+                try ledger.record(
+                    .init(
+                        keyId: utility.keyId, nonce: "expired-nonce-\(index)-AAAAAA", id: "c\(index)",
+                        expiresAt: real.adding(seconds: -86400)), now: real.adding(seconds: -2 * 86400))
+            }
+            try ledger.record(
+                .init(
+                    keyId: utility.keyId, nonce: "live-nonce-AAAAAAAAAAAA", id: "c9",
+                    expiresAt: real.adding(seconds: 3600)),
+                now: real.adding(seconds: -2 * 86400))
+            #expect(ledger.fileLines == 4)
+        }
+        var configuration = AgentConfiguration(
+            hubURL: "http://127.0.0.1:9", deviceID: "m1", token: "t", stateDirectory: directory)
+        configuration.trustPolicy = policy
+        _ = try Agent(configuration: configuration)
+        let reopened = try NonceLedger(directory: directory)
+        #expect(reopened.count == 1)
+        #expect(reopened.fileLines == 2, "the horizon and the live entry")
+        #expect(reopened.horizon == real.adding(seconds: -86400))
     }
 
     /// Whether rendezvous requests carry their signature on the wire (`PeerRequest` coding).

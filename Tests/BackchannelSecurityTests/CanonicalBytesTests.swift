@@ -11,7 +11,7 @@ import Testing
         let text = String(decoding: fields.canonicalBytes, as: UTF8.self)
         #expect(
             text
-                == #"{"args":{"a":"x\"y","m":[true,null,2.5],"z":1},"expiresAt":"2027-01-15T08:00:00.000Z","id":"01J","issuedAt":"2027-01-15T07:43:20.000Z","name":"billing.reset","nonce":"AAAAAAAAAAAAAAAAAAAAAA","notBefore":null,"target":"meter-1","v":1}"#
+                == #"{"args":{"a":"x\"y","m":[true,null,2.5],"z":1},"expiresAt":"2027-01-15T08:00:00.000Z","id":"01J","issuedAt":"2027-01-15T07:43:20.000Z","kind":"operator","name":"billing.reset","nonce":"AAAAAAAAAAAAAAAAAAAAAA","notBefore":null,"target":"meter-1","v":2}"#
         )
     }
 

@@ -129,11 +129,30 @@ import Testing
             id: MessageID.make(), origin: "device:meter-002", name: "read", args: [:], createdAt: now,
             expiresAt: expiresAt, attempt: 1, ref: "gather-1.0")
         request.signature = CommandSigner(key: device).sign(
-            id: "gather-1.0", target: "meter-001", name: "read", args: [:], expiresAt: expiresAt, issuedAt: now)
+            kind: .peer, id: "gather-1.0", target: "meter-001", name: "read", args: [:], expiresAt: expiresAt,
+            issuedAt: now)
         #expect(code(verifier.verify(request, device: "meter-001", now: now)) == nil)
         var noRef = request
         noRef.ref = nil
         #expect(code(verifier.verify(noRef, device: "meter-001", now: now)) == OutcomeCode.badSignature)
+        // The hub re-labels it an operator command under the signed ref: the kind does not match.
+        var asOperator = request
+        asOperator.id = "gather-1.0"
+        asOperator.origin = "operator:root"
+        asOperator.ref = nil
+        #expect(code(verifier.verify(asOperator, device: "meter-001", now: now)) == OutcomeCode.badSignature)
+    }
+
+    @Test func anOperatorCommandDeliveredAsARendezvousRequestUnderAnotherIdDoesNotVerify() throws {
+        let verifier = try verifier()
+        let signed = command("billing.reset", by: utility, id: "cmd-x")
+        #expect(code(verifier.verify(signed, device: "meter-001", now: now)) == nil)
+        // A hub delivering it as {id: Y, origin: device:z, ref: X}, to run it under id Y.
+        var disguised = signed
+        disguised.id = "cmd-y"
+        disguised.origin = "device:meter-009"
+        disguised.ref = "cmd-x"
+        #expect(code(verifier.verify(disguised, device: "meter-001", now: now)) == OutcomeCode.badSignature)
     }
 
     @Test func theTimeWindowIsChecked() throws {
@@ -185,6 +204,36 @@ import Testing
             code(reopened.verify(redelivered, device: "meter-001", now: now.adding(seconds: 5))) == OutcomeCode.replay)
         // Another signature of the same command is a new command.
         #expect(code(reopened.verify(command("billing.reset", by: utility), device: "meter-001", now: now)) == nil)
+    }
+
+    @Test func recordingPrunesExpiredNoncesAndCompactsTheFile() throws {
+        let directory = SigningTests.directory()
+        let verifier = try verifier(directory: directory)
+        let short = (0..<5).map { _ in command("billing.reset", by: utility, expiresIn: 60) }
+        for request in short {
+            try verifier.remember(try verifier.verify(request, device: "meter-001", now: now).get(), now: now)
+        }
+        #expect(verifier.ledger.count == 5)
+        #expect(verifier.ledger.fileLines == 5)
+        // Within the prune interval: nothing is pruned, even though the 5 expired.
+        let later = now.adding(seconds: 120)
+        let kept = command("billing.reset", by: utility, issuedAt: later, expiresIn: 3600)
+        try verifier.remember(try verifier.verify(kept, device: "meter-001", now: later).get(), now: later)
+        #expect(verifier.ledger.count == 6)
+        // Past the interval (ten minutes by default): the next record prunes and rewrites.
+        let muchLater = now.adding(seconds: 700)
+        let next = command("billing.reset", by: utility, issuedAt: muchLater, expiresIn: 3600)
+        try verifier.remember(try verifier.verify(next, device: "meter-001", now: muchLater).get(), now: muchLater)
+        #expect(verifier.ledger.count == 2)
+        #expect(verifier.ledger.horizon == short[0].expiresAt)
+        let text = try String(contentsOf: verifier.ledger.url, encoding: .utf8)
+        #expect(text.split(separator: "\n").count == 3, "the horizon and the two live entries")
+        #expect(verifier.ledger.fileLines == 3)
+        // A pruned nonce's command is still refused: by the horizon, whatever the clock says.
+        #expect(code(verifier.verify(short[0], device: "meter-001", now: now)) == OutcomeCode.outsideWindow)
+        let reopened = try self.verifier(directory: directory)
+        #expect(reopened.ledger.count == 2)
+        #expect(code(reopened.verify(short[1], device: "meter-001", now: now)) == OutcomeCode.outsideWindow)
     }
 
     @Test func expiredNoncesArePrunedAndTheirCommandsStayRefusedWhenTheClockGoesBack() throws {

@@ -21,13 +21,13 @@ import Testing
         #expect(key.keyId == "ed25519:21fe31dfa154a261626bf854046fd227")
         #expect(
             String(decoding: Self.fields.canonicalBytes, as: UTF8.self)
-                == #"{"args":{"period":"2026-11"},"expiresAt":"2026-11-27T15:00:00.000Z","id":"01936f2a-8c00-7a4e-9b1d-5c2e8f0a1b2c","issuedAt":"2026-11-27T14:00:00.000Z","name":"billing.reset","nonce":"q5Wb3Jx0T1m9f2cK8hYpAw","notBefore":null,"target":"meter-001","v":1}"#
+                == #"{"args":{"period":"2026-11"},"expiresAt":"2026-11-27T15:00:00.000Z","id":"01936f2a-8c00-7a4e-9b1d-5c2e8f0a1b2c","issuedAt":"2026-11-27T14:00:00.000Z","kind":"operator","name":"billing.reset","nonce":"q5Wb3Jx0T1m9f2cK8hYpAw","notBefore":null,"target":"meter-001","v":2}"#
         )
         // Checked with an independent Ed25519 implementation (Python `cryptography`).
         let signature = CommandSigner(key: key).sign(Self.fields)
         #expect(
             signature.signature
-                == "bJtbz5VKreoGR0bYw7Vu5MIj9+Jf8k5yiNl6PMOuX7ozE9x8UzOJboEEaS4+/0SEutlnwUUD+Eeu6cNsMIVBCA==")
+                == "W4IkkkMmRvy5ulWNCYheQMMX3ofKe8XcH7djIT5n2FEqFPXyj6dQelAqH8EamqlLmBYj65Rip9lvRIc4ouCJAA==")
         #expect(signature.keyId == key.keyId)
     }
 }
