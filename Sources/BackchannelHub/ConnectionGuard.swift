@@ -185,23 +185,25 @@ final class FirstRequestMarker: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Remembers the device named by the connection's verified client certificate, read once.
+/// Remembers the device (and tenant) named by the connection's verified client certificate,
+/// read once.
 final class ClientCertificateDevice: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
-    private var device: String??
+    private var identity: DeviceCertificateIdentity??
 
-    /// The device, once the TLS handshake is complete; nil without a device certificate.
-    func device(_ pipeline: ChannelPipeline) -> String? {
-        if let device { return device }
+    /// The device and tenant, once the TLS handshake is complete; nil without a device
+    /// certificate.
+    func identity(_ pipeline: ChannelPipeline) -> DeviceCertificateIdentity? {
+        if let identity { return identity }
         guard let tls = try? pipeline.syncOperations.handler(type: NIOSSLHandler.self),
             let certificate = tls.peerCertificate
         else {
             // Nothing presented (or the handshake is not done yet: do not remember that).
             return nil
         }
-        let found = certificate.backchannelDeviceID
-        device = .some(found)
+        let found = certificate.backchannelIdentity
+        identity = .some(found)
         return found
     }
 }
@@ -222,10 +224,10 @@ enum ConnectionGuard {
         (try? pipeline.syncOperations.handler(type: FirstRequestDeadline.self))?.disarm()
     }
 
-    /// The device named by the verified client certificate of the connection, if any.
-    static func certificateDevice(on channel: any Channel) async -> String? {
+    /// The device and tenant named by the verified client certificate of the connection, if any.
+    static func certificateIdentity(on channel: any Channel) async -> DeviceCertificateIdentity? {
         try? await channel.eventLoop.submit {
-            (try? channel.pipeline.syncOperations.handler(type: ClientCertificateDevice.self))?.device(
+            (try? channel.pipeline.syncOperations.handler(type: ClientCertificateDevice.self))?.identity(
                 channel.pipeline)
         }.get()
     }

@@ -57,46 +57,61 @@ extension HubTLSConfiguration {
     }
 }
 
-/// What a device request authenticates with: its bearer token, or the device named by the
-/// client certificate the connection was verified with (mTLS).
+/// What a device request authenticates with: its bearer token, or the device and tenant named
+/// by the client certificate the connection was verified with (mTLS).
 ///
 /// A connection with a device certificate speaks for that device only: a request on it for
-/// another device is refused, whatever token it carries.
+/// another device is refused, whatever token it carries. The certificate authenticates the
+/// device only if the device is provisioned in the certificate's tenant (a certificate naming
+/// no tenant counts as one of the hub's system tenant), so a tenant that provisions another
+/// tenant's device id first does not get that device's certificate holder.
 public struct DeviceCredential: Sendable, Hashable, CustomStringConvertible {
     private enum Kind: Sendable, Hashable {
         case bearer(String?)
-        case certificate(String)
+        case certificate(device: String, tenant: String?)
     }
     private let kind: Kind
 
     /// The `Authorization` header of the request (`Bearer <device token>`), or nil.
     public static func bearer(_ authorization: String?) -> DeviceCredential { .init(kind: .bearer(authorization)) }
 
-    /// The device named by the connection's verified client certificate.
-    public static func certificate(device: String) -> DeviceCredential { .init(kind: .certificate(device)) }
+    /// The device named by the connection's verified client certificate, and the tenant it names
+    /// (nil: none, the hub's system tenant).
+    public static func certificate(device: String, tenant: String? = nil) -> DeviceCredential {
+        .init(kind: .certificate(device: device, tenant: tenant))
+    }
 
     /// The device the client certificate names, for a certificate credential.
     public var certificateDevice: String? {
-        if case .certificate(let device) = kind { device } else { nil }
+        if case .certificate(let device, _) = kind { device } else { nil }
     }
 
     /// What kind of credential this is, without the token.
     public var description: String {
         switch kind {
         case .bearer(let authorization): authorization == nil ? "no credential" : "bearer token"
-        case .certificate(let device): "client certificate of \(device)"
+        case .certificate(let device, _): "client certificate of \(device)"
         }
     }
 
-    /// Checks the credential for `device`, whose token hash is `tokenHash`.
-    func authenticate(_ device: String, tokenHash: String) throws(HubError) {
+    /// Checks the credential for `device`, whose session (token hash, tenant) is `session`; a
+    /// certificate naming no tenant is taken as one of `systemTenant`.
+    ///
+    /// Every device authentication (polls of every binding, REST reads, downloads, the device
+    /// WebSocket) comes here.
+    func authenticate(_ device: String, session: DeviceSession, systemTenant: String) throws(HubError) {
         switch kind {
-        case .certificate(let named):
+        case .certificate(let named, let tenant):
             guard named == device else {
                 throw HubError.unauthorized("the client certificate is for another device")
             }
+            // Says nothing of the tenant the device is provisioned in.
+            guard (tenant ?? systemTenant) == session.tenant else {
+                throw HubError.unauthorized("the client certificate was not issued for this device's tenant")
+            }
         case .bearer(let authorization):
-            guard let token = Credentials.bearer(authorization), Credentials.matches(token, hash: tokenHash) else {
+            guard let token = Credentials.bearer(authorization), Credentials.matches(token, hash: session.tokenHash)
+            else {
                 throw HubError.unauthorized()
             }
         }
@@ -104,11 +119,13 @@ public struct DeviceCredential: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension Hub {
-    /// The credential of a device request: the device of the connection's client certificate
-    /// when mTLS is on and one was presented, else the `Authorization` header.
+    /// The credential of a device request: the device and tenant of the connection's client
+    /// certificate when mTLS is on and one was presented, else the `Authorization` header.
     func deviceCredential(_ authorization: String?, on channel: any Channel) async -> DeviceCredential {
-        if configuration.tls?.clientCAFile != nil, let device = await ConnectionGuard.certificateDevice(on: channel) {
-            return .certificate(device: device)
+        if configuration.tls?.clientCAFile != nil,
+            let identity = await ConnectionGuard.certificateIdentity(on: channel)
+        {
+            return .certificate(device: identity.device, tenant: identity.tenant)
         }
         return .bearer(authorization)
     }

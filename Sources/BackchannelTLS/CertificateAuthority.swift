@@ -103,21 +103,30 @@ public struct CertificateAuthority: Sendable {
     }
 
     /// Issues a device's client certificate (extended key usage `clientAuth`): subject common
-    /// name the device id, and the URI `urn:backchannel:device:<id>` as its alternative name.
+    /// name the device id, and the URI `urn:backchannel:device:<id>` as its alternative name,
+    /// with `urn:backchannel:tenant:<tenant>` when a tenant is given.
     ///
     /// - Parameters:
     ///   - deviceID: the device id, as provisioned in the hub.
+    ///   - tenant: the tenant the device is provisioned in; the hub accepts the certificate only
+    ///     for a device of that tenant. Nil names none: the hub takes it as its system tenant's.
     ///   - validity: seconds the certificate is valid (default five years).
     ///   - now: the issue time.
     public func issueDeviceCertificate(
-        deviceID: String, validity: TimeInterval = 1825 * 86400, now: Date = Date()
+        deviceID: String, tenant: String? = nil, validity: TimeInterval = 1825 * 86400, now: Date = Date()
     ) throws(TLSError) -> IssuedCertificate {
         guard DeviceCertificate.isValidDeviceID(deviceID) else {
             throw .invalidName("not a device id (1-128 of A-Z a-z 0-9 . _ : -): \(deviceID)")
         }
+        var names: [GeneralName] = [.uniformResourceIdentifier(DeviceCertificate.uri(for: deviceID))]
+        if let tenant {
+            guard DeviceCertificate.isValidTenant(tenant) else {
+                throw .invalidName("not a tenant (1-64 of A-Z a-z 0-9 . _ : -): \(tenant)")
+            }
+            names.append(.uniformResourceIdentifier(DeviceCertificate.tenantURI(for: tenant)))
+        }
         return try issue(
-            commonName: deviceID, alternativeNames: [.uniformResourceIdentifier(DeviceCertificate.uri(for: deviceID))],
-            usage: .clientAuth, validity: validity, now: now)
+            commonName: deviceID, alternativeNames: names, usage: .clientAuth, validity: validity, now: now)
     }
 
     private func issue(

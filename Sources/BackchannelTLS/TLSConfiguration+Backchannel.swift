@@ -93,8 +93,12 @@ extension TLSConfiguration {
 
 extension NIOSSLCertificate {
     /// The device this (verified) client certificate identifies; see ``DeviceCertificate``.
-    public var backchannelDeviceID: String? {
+    public var backchannelDeviceID: String? { backchannelIdentity?.device }
+
+    /// The device and tenant this (verified) client certificate identifies; see
+    /// ``DeviceCertificate/identity(of:)``.
+    public var backchannelIdentity: DeviceCertificateIdentity? {
         guard let der = try? toDERBytes(), let certificate = try? Certificate(derEncoded: der) else { return nil }
-        return DeviceCertificate.deviceID(of: certificate)
+        return DeviceCertificate.identity(of: certificate)
     }
 }

@@ -89,8 +89,10 @@ struct CertsCommand: ParsableCommand {
             abstract: "Issue a device's client certificate (mutual TLS) from the CA in a directory.",
             discussion: """
                 Writes <dir>/devices/<id>.crt and <id>.key. The certificate names the device by \
-                its common name and the URI urn:backchannel:device:<id>; the hub started with \
-                --client-ca <dir>/ca.crt identifies a device presenting it, without a token. \
+                its common name and the URI urn:backchannel:device:<id>, and its tenant by the URI \
+                urn:backchannel:tenant:<tenant>; the hub started with --client-ca <dir>/ca.crt \
+                identifies a device presenting it, without a token, provided the device is \
+                provisioned in that tenant (a device of another tenant with the same id is refused). \
                 Simulate it with: backchannel simulate --hub https://… --ca <dir>/ca.crt \
                 --cert-dir <dir>/devices
                 """
@@ -102,6 +104,9 @@ struct CertsCommand: ParsableCommand {
         @Option(help: "The certificate directory made by `certs init`.")
         var dir: String
 
+        @Option(help: "The tenant the device is provisioned in (default: default, the system tenant).")
+        var tenant = "default"
+
         @Option(help: "Days the certificate is valid.")
         var days = 1825
 
@@ -112,6 +117,9 @@ struct CertsCommand: ParsableCommand {
             guard DeviceCertificate.isValidDeviceID(id) else {
                 throw ValidationError("the device id must be 1-128 of A-Z a-z 0-9 . _ : -")
             }
+            guard DeviceCertificate.isValidTenant(tenant) else {
+                throw ValidationError("the tenant must be 1-64 of A-Z a-z 0-9 . _ : -")
+            }
             guard days >= 1 else { throw ValidationError("--days must be 1 or more") }
         }
 
@@ -119,7 +127,8 @@ struct CertsCommand: ParsableCommand {
             let directory = CertificateDirectory(URL(fileURLWithPath: dir, isDirectory: true).standardizedFileURL)
             try certsStep {
                 let authority = try directory.loadAuthority()
-                let issued = try authority.issueDeviceCertificate(deviceID: id, validity: Double(days) * 86400)
+                let issued = try authority.issueDeviceCertificate(
+                    deviceID: id, tenant: tenant, validity: Double(days) * 86400)
                 try PEMFiles.write(
                     issued, certificate: directory.deviceCertificate(id), key: directory.deviceKey(id),
                     overwrite: force)

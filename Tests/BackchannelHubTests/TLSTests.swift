@@ -29,11 +29,13 @@ import Testing
             for device in devices { try issue(device) }
         }
 
-        func issue(_ device: String) throws {
+        /// Issues `device`'s certificate, for `tenant` (nil: naming no tenant), under the file name
+        /// `file` (default the device id).
+        func issue(_ device: String, tenant: String? = nil, as file: String? = nil) throws {
             try PEMFiles.write(
-                try authority.issueDeviceCertificate(deviceID: device),
-                certificate: directory.deviceCertificate(device),
-                key: directory.deviceKey(device))
+                try authority.issueDeviceCertificate(deviceID: device, tenant: tenant),
+                certificate: directory.deviceCertificate(file ?? device),
+                key: directory.deviceKey(file ?? device))
         }
 
         var hubTLS: HubTLSConfiguration {
@@ -149,6 +151,70 @@ import Testing
         // The device's own certificate needs no token.
         guard case .ok = try await Self.poll(client, live, "m1", seq: 1, tls: try pki.client(as: "m1")) else {
             Issue.record("m1's certificate was refused for m1")
+            return
+        }
+        try await client.shutdown()
+        await live.stop()
+    }
+
+    /// The device id is provisioned in another tenant than the certificate's (an admin of tenant
+    /// `evil` provisioned `meter-42` before `acme` did): the certificate does not authenticate it,
+    /// on any of the device's ways in, and the refusal names no tenant.
+    @Test func aCertificateAuthenticatesItsDeviceOnlyInTheTenantItWasIssuedFor() async throws {
+        let pki = try PKI()
+        try pki.issue("meter-42", tenant: "acme", as: "acme")
+        try pki.issue("meter-42", as: "untenanted")
+        try pki.issue("meter-43", tenant: "acme", as: "acme-43")
+        try pki.issue("meter-44", as: "untenanted-44")
+        let h = try HubHarness(systemClock: true) { $0.tls = pki.hubTLS }
+        _ = try await h.hub.provision(ProvisionDeviceRequest(id: "meter-42", tenant: "evil"))
+        _ = try await h.hub.provision(ProvisionDeviceRequest(id: "meter-43", tenant: "acme"))
+        _ = try await h.hub.provision(ProvisionDeviceRequest(id: "meter-44"))  // the system tenant
+        let live = try await LiveHub.start(h.hub)
+        let client = HubClient(connections: 4)
+        let base = "https://127.0.0.1:\(live.port)"
+
+        for file in ["acme", "untenanted"] {
+            let tls = try pki.client(as: file)
+            guard
+                case .failure(let status, let body, _) = try await Self.poll(client, live, "meter-42", seq: 1, tls: tls)
+            else {
+                Issue.record("evil's meter-42 was authenticated by the \(file) certificate")
+                continue
+            }
+            #expect(status == 401)
+            #expect(body?.message.contains("evil") == false)
+            #expect(body?.message.contains("acme") == false)
+            // The REST binding goes through the same check (HubClient posts to `<url>/v1/poll`:
+            // the query absorbs that suffix).
+            guard
+                case .failure(401, _, _) = try await client.poll(
+                    hubURL: "\(base)/v1/rest/meter-42/requests/r1/ack?to=", token: "", body: Data("{}".utf8),
+                    timeout: 10, tls: tls)
+            else {
+                Issue.record("evil's meter-42 was authenticated on the REST binding by the \(file) certificate")
+                continue
+            }
+        }
+        // The certificate of the tenant the device is in authenticates it.
+        guard case .ok = try await Self.poll(client, live, "meter-43", seq: 1, tls: try pki.client(as: "acme-43"))
+        else {
+            Issue.record("acme's certificate was refused for acme's meter-43")
+            return
+        }
+        // A certificate naming no tenant is one of the system tenant.
+        guard case .ok = try await Self.poll(client, live, "meter-44", seq: 1, tls: try pki.client(as: "untenanted-44"))
+        else {
+            Issue.record("a tenant-less certificate was refused for a device of the system tenant")
+            return
+        }
+        // An acme certificate does not authenticate a system-tenant device either.
+        try pki.issue("meter-44", tenant: "acme", as: "acme-44")
+        guard
+            case .failure(401, _, _) = try await Self.poll(
+                client, live, "meter-44", seq: 2, tls: try pki.client(as: "acme-44"))
+        else {
+            Issue.record("an acme certificate authenticated a device of the system tenant")
             return
         }
         try await client.shutdown()

@@ -110,6 +110,58 @@ import X509
         #expect(DeviceCertificate.deviceID(of: try certificate(commonName: "not a device", names: [])) == nil)
     }
 
+    @Test func aDeviceCertificateNamesTheTenantItWasIssuedFor() async throws {
+        let ca = try CertificateAuthority.create()
+        let device = try ca.issueDeviceCertificate(deviceID: "meter-42", tenant: "acme")
+        #expect(await Self.verifies(device.certificate, against: ca.certificate))
+        #expect(
+            DeviceCertificate.identity(of: device.certificate)
+                == DeviceCertificateIdentity(device: "meter-42", tenant: "acme"))
+        #expect(device.summary.names == ["urn:backchannel:device:meter-42", "urn:backchannel:tenant:acme"])
+        var serializer = DER.Serializer()
+        try serializer.serialize(device.certificate)
+        #expect(
+            try NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der).backchannelIdentity
+                == DeviceCertificateIdentity(device: "meter-42", tenant: "acme"))
+        // Without a tenant: none named (the hub takes it as its system tenant's).
+        let plain = try ca.issueDeviceCertificate(deviceID: "meter-42")
+        #expect(
+            DeviceCertificate.identity(of: plain.certificate)
+                == DeviceCertificateIdentity(device: "meter-42", tenant: nil))
+        #expect(throws: TLSError.self) { try ca.issueDeviceCertificate(deviceID: "m1", tenant: "bad tenant") }
+        #expect(throws: TLSError.self) { try ca.issueDeviceCertificate(deviceID: "m1", tenant: "") }
+        #expect(
+            throws: TLSError.self,
+            performing: { try ca.issueDeviceCertificate(deviceID: "m1", tenant: String(repeating: "t", count: 65)) })
+    }
+
+    @Test func aCertificateNamingTwoTenantsIdentifiesNoOne() throws {
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        let subject = try DistinguishedName { CommonName("m-1") }
+        func certificate(_ names: [GeneralName]) throws -> Certificate {
+            try Certificate(
+                version: .v3, serialNumber: .init(), publicKey: key.publicKey, notValidBefore: Date(),
+                notValidAfter: Date().addingTimeInterval(3600), issuer: subject, subject: subject,
+                signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    try ExtendedKeyUsage([.clientAuth])
+                    SubjectAlternativeNames(names)
+                }, issuerPrivateKey: key)
+        }
+        let two = try certificate([
+            .uniformResourceIdentifier("urn:backchannel:device:m-1"),
+            .uniformResourceIdentifier("urn:backchannel:tenant:acme"),
+            .uniformResourceIdentifier("urn:backchannel:tenant:evil"),
+        ])
+        #expect(DeviceCertificate.identity(of: two) == nil)
+        #expect(DeviceCertificate.deviceID(of: two) == nil)
+        let invalid = try certificate([.uniformResourceIdentifier("urn:backchannel:tenant:not valid")])
+        #expect(DeviceCertificate.identity(of: invalid) == nil)
+        // The tenant URI with the common name of another CA's certificate.
+        let byName = try certificate([.uniformResourceIdentifier("urn:backchannel:tenant:acme")])
+        #expect(DeviceCertificate.identity(of: byName) == DeviceCertificateIdentity(device: "m-1", tenant: "acme"))
+    }
+
     @Test func namesThatCannotGoIntoACertificateAreRefused() throws {
         let ca = try CertificateAuthority.create()
         #expect(throws: TLSError.self) { try ca.issueDeviceCertificate(deviceID: "bad id") }

@@ -1,7 +1,8 @@
 """Transport security end to end, with the real binary: `certs init` and `certs device` make a
 private CA, the hub serves HTTPS with mutual TLS, a simulated device holding only its client
-certificate (no token) gets a command executed, and a certificate for another device, an
-untrusted hub certificate and a client that never finishes its handshake are all refused.
+certificate (no token) gets a command executed, and a certificate for another device, a
+certificate issued for another tenant than the device's, an untrusted hub certificate and a
+client that never finishes its handshake are all refused.
 
 Runs as any user (loopback only).
 """
@@ -48,6 +49,17 @@ def poll(base: str, device: str, seq: int, context: ssl.SSLContext, token: str |
         return error.code, json.loads(error.read() or b"null")
 
 
+def provision(base: str, device: str, tenant: str, context: ssl.SSLContext) -> None:
+    """POST /v1/devices as the bootstrap operator (system tenant admin), in `tenant`."""
+    body = json.dumps({"id": device, "tenant": tenant}).encode()
+    request = urllib.request.Request(base + "/v1/devices", data=body, method="POST")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+    with opener.open(request, timeout=10) as response:
+        assert response.status in (200, 201), response.status
+
+
 def client_context(certs: Path, device: str | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
     if device:
@@ -66,6 +78,23 @@ def pki(backchannel_bin, artifacts):
         issued = run(backchannel_bin, "certs", "device", device, "--dir", str(certs), env=env)
         assert issued.returncode == 0, issued.stdout + issued.stderr
         assert f"urn:backchannel:device:{device}" in issued.stdout
+        assert "urn:backchannel:tenant:default" in issued.stdout
+    # meter-042's certificate as tenant acme issued it, and acme's meter-043: same CA, another
+    # directory (certificate files are named by device id).
+    acme = artifacts / "certs-acme"
+    (acme / "devices").mkdir(parents=True)
+    for name in ("ca.crt", "ca.key"):
+        (acme / name).write_bytes((certs / name).read_bytes())
+        os.chmod(acme / name, 0o600)
+    for device in ("meter-042", "meter-043"):
+        issued = run(backchannel_bin, "certs", "device", device, "--tenant", "acme", "--dir", str(acme), env=env)
+        assert issued.returncode == 0, issued.stdout + issued.stderr
+        assert "urn:backchannel:tenant:acme" in issued.stdout
+    # And a meter-042 certificate of the system tenant (the default).
+    issued = run(backchannel_bin, "certs", "device", "meter-042", "--dir", str(certs), env=env)
+    assert issued.returncode == 0, issued.stdout + issued.stderr
+    bad = run(backchannel_bin, "certs", "device", "meter-044", "--tenant", "not a tenant", "--dir", str(acme), env=env)
+    assert bad.returncode != 0 and "tenant" in bad.stderr
     return certs
 
 
@@ -141,6 +170,20 @@ def test_a_device_with_only_its_client_certificate_runs_a_command_over_mtls(back
         status, body = poll(base, "meter-002", 1, client_context(pki))
         assert status == 401, body
         status, body = poll(base, "meter-002", 1, client_context(pki, "meter-002"))
+        assert status == 200 and body["seq"] == 1, body
+
+        # Tenant evil provisioned meter-042 before acme did: neither acme's certificate for
+        # meter-042 nor the system tenant's authenticates evil's device, and the refusal names no
+        # tenant. acme's certificate for acme's meter-043 does.
+        acme = pki.parent / "certs-acme"
+        trusted = client_context(pki)
+        provision(base, "meter-042", "evil", trusted)
+        provision(base, "meter-043", "acme", trusted)
+        for certs in (acme, pki):
+            status, body = poll(base, "meter-042", 1, client_context(certs, "meter-042"))
+            assert status == 401, (certs, body)
+            assert "evil" not in body["message"] and "acme" not in body["message"], body
+        status, body = poll(base, "meter-043", 1, client_context(acme, "meter-043"))
         assert status == 200 and body["seq"] == 1, body
 
         # A client that does not trust the CA refuses the hub.

@@ -8,6 +8,9 @@ import Synchronization
 /// the store in batches (``LastSeenFlusher``), so an empty poll writes nothing.
 struct DeviceSession: Sendable {
     var tokenHash: String
+    /// The tenant the device is provisioned in (fixed once provisioned): a client certificate
+    /// authenticates the device only if it was issued for this tenant.
+    let tenant: String
     var lastSeenAt: Timestamp?
     /// Last-seen time not yet written to the store.
     var unflushedSeen: Timestamp?
@@ -65,7 +68,7 @@ final class DeviceDirectory: Sendable {
             if let cached { return cached }
             guard let record = try await store.device(id: id) else { return nil }
             let session = DeviceSession(
-                tokenHash: record.tokenHash, lastSeenAt: record.lastSeenAt, presence: nil,
+                tokenHash: record.tokenHash, tenant: record.tenant, lastSeenAt: record.lastSeenAt, presence: nil,
                 memo: record.lastExchange, lastSeq: record.lastExchange?.seq, tokens: burst, tokensAt: now,
                 announced: record.lastSeenAt != nil
             )

@@ -78,7 +78,7 @@ extension Hub {
         } catch {
             throw storeFailure(error)
         }
-        try credential.authenticate(device, tokenHash: session.tokenHash)
+        try credential.authenticate(device, session: session, systemTenant: configuration.systemTenant)
         try admit(device, at: receivedAt)
 
         await lanes.enter(device)

@@ -133,6 +133,6 @@ extension Hub {
             throw storeFailure(error)
         }
         guard let session else { throw HubError.unknownDevice(device) }
-        try credential.authenticate(device, tokenHash: session.tokenHash)
+        try credential.authenticate(device, session: session, systemTenant: configuration.systemTenant)
     }
 }
