@@ -6,15 +6,20 @@ import Foundation
 /// reading or event. The hub stores and forwards it without being able to read it.
 ///
 /// ```json
-/// {"sealed":1,"parts":[{"label":"billing","to":"x25519:…","enc":"<base64>","ct":"<base64>"}]}
+/// {"sealed":2,"parts":[{"label":"billing","to":"x25519:…","enc":"<base64>","ct":"<base64>"}]}
 /// ```
 ///
 /// Each part is HPKE (RFC 9180) base mode with DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and
 /// ChaCha20-Poly1305, to the audience's X25519 key: `enc` is the encapsulated key and `ct` the
 /// ciphertext of the part's value in canonical JSON. The HPKE `info` is `backchannel sealed v1`,
-/// and the AAD is the canonical JSON of `{"device","id","label","to","v":1}` (the device, the
-/// uplink item's id, the part's label and audience), so a part moved to another label, item or
-/// device does not open.
+/// and the AAD is the canonical JSON of `{"at","device","id","kind","label","name","to","v":2}`
+/// (the uplink item's time, device, id, kind and name, the part's label and audience), so a part
+/// moved to another label, item or device, or an item whose time, kind or name was changed, does
+/// not open. (Format 1, `"sealed":1`, bound only device, id, label and audience; such payloads
+/// still open.)
+///
+/// HPKE base mode authenticates nothing about the sender: anyone with an audience's public key
+/// can seal a part for it. A sealed part is confidential, not authentic.
 public struct SealedPayload: Sendable, Hashable, Codable {
     /// One encrypted part.
     public struct Part: Sendable, Hashable, Codable {
@@ -45,7 +50,7 @@ public struct SealedPayload: Sendable, Hashable, Codable {
         }
     }
 
-    /// The format version, 1.
+    /// The format version: 2 (1 for payloads whose AAD lacks the item's kind, name and time).
     public var sealed: Int
     /// The parts.
     public var parts: [Part]
@@ -55,7 +60,18 @@ public struct SealedPayload: Sendable, Hashable, Codable {
     /// The HPKE `info` string.
     static let info = Data("backchannel sealed v1".utf8)
 
-    /// The additional authenticated data of a part.
+    /// The additional authenticated data of a part (format 2).
+    public static func aad(
+        device: String, itemID: String, kind: UplinkKind, name: String, at: Timestamp, label: String, to keyId: String
+    ) -> [UInt8] {
+        CanonicalJSON.bytes(
+            .object([
+                "v": .number(2), "device": .string(device), "id": .string(itemID), "kind": .string(kind.rawValue),
+                "name": .string(name), "at": .string(at.description), "label": .string(label), "to": .string(keyId),
+            ]))
+    }
+
+    /// The additional authenticated data of a part in format 1 (`"sealed":1`).
     public static func aad(device: String, itemID: String, label: String, to keyId: String) -> [UInt8] {
         CanonicalJSON.bytes(
             .object([
@@ -64,13 +80,13 @@ public struct SealedPayload: Sendable, Hashable, Codable {
             ]))
     }
 
-    /// Seals parts for the uplink item `itemID` of `device`.
+    /// Seals parts for the uplink item `itemID` of `device`, of `kind`, `name` and time `at`.
     ///
     /// Throws ``SecurityError/Code/invalidPayload`` for no parts, a repeated label, or a label
     /// that is not 1-64 identifier characters.
-    public static func seal(_ plaintexts: [Plaintext], device: String, itemID: String) throws(SecurityError)
-        -> SealedPayload
-    {
+    public static func seal(
+        _ plaintexts: [Plaintext], device: String, itemID: String, kind: UplinkKind, name: String, at: Timestamp
+    ) throws(SecurityError) -> SealedPayload {
         guard !plaintexts.isEmpty else { throw .invalidPayload("nothing to seal") }
         var labels = Set<String>()
         var parts: [Part] = []
@@ -86,7 +102,8 @@ public struct SealedPayload: Sendable, Hashable, Codable {
                 var sender = try HPKE.Sender(recipientKey: plaintext.audience.cryptoKey, ciphersuite: suite, info: info)
                 let ct = try sender.seal(
                     CanonicalJSON.bytes(plaintext.value),
-                    authenticating: aad(device: device, itemID: itemID, label: plaintext.label, to: to))
+                    authenticating: aad(
+                        device: device, itemID: itemID, kind: kind, name: name, at: at, label: plaintext.label, to: to))
                 parts.append(
                     Part(
                         label: plaintext.label, to: to, enc: sender.encapsulatedKey.base64EncodedString(),
@@ -95,7 +112,7 @@ public struct SealedPayload: Sendable, Hashable, Codable {
                 throw .invalidPayload("cannot seal '\(plaintext.label)': \(error)")
             }
         }
-        return SealedPayload(sealed: 1, parts: parts)
+        return SealedPayload(sealed: 2, parts: parts)
     }
 
     /// The payload as the `data` of an uplink item.
@@ -114,8 +131,8 @@ public struct SealedPayload: Sendable, Hashable, Codable {
 
     /// The sealed payload in an uplink item's `data`, or nil when it is not one.
     public init?(_ data: JSONValue) {
-        guard case .object(let members) = data, members["sealed"] == .number(1),
-            case .array(let list)? = members["parts"]
+        guard case .object(let members) = data, let version = members["sealed"],
+            version == .number(1) || version == .number(2), case .array(let list)? = members["parts"]
         else { return nil }
         var parts: [Part] = []
         for item in list {
@@ -124,21 +141,24 @@ public struct SealedPayload: Sendable, Hashable, Codable {
             else { return nil }
             parts.append(Part(label: label, to: to, enc: enc, ct: ct))
         }
-        self.init(sealed: 1, parts: parts)
+        self.init(sealed: version == .number(1) ? 1 : 2, parts: parts)
     }
 
     /// Creates a payload from its parts.
-    public init(sealed: Int = 1, parts: [Part]) {
+    public init(sealed: Int = 2, parts: [Part]) {
         self.sealed = sealed
         self.parts = parts
     }
 
-    /// Opens what `key` may open, for the uplink item `itemID` of `device`.
+    /// Opens what `key` may open, for the uplink item `itemID` of `device` (of `kind`, `name`
+    /// and time `at`, which format 1 does not bind).
     ///
     /// Parts addressed to other keys are listed in ``Opening/closed`` with their audience;
     /// parts addressed to this key that fail authentication (altered, moved to another label,
     /// item or device) are listed there too, never returned.
-    public func open(with key: AudienceKey, device: String, itemID: String) -> Opening {
+    public func open(
+        with key: AudienceKey, device: String, itemID: String, kind: UplinkKind, name: String, at: Timestamp
+    ) -> Opening {
         var opening = Opening()
         let keyId = key.keyId
         for part in parts {
@@ -150,7 +170,12 @@ public struct SealedPayload: Sendable, Hashable, Codable {
                 var recipient = try? HPKE.Recipient(
                     privateKey: key.key, ciphersuite: Self.suite, info: Self.info, encapsulatedKey: enc),
                 let plain = try? recipient.open(
-                    ct, authenticating: Self.aad(device: device, itemID: itemID, label: part.label, to: part.to)),
+                    ct,
+                    authenticating: sealed == 1
+                        ? Self.aad(device: device, itemID: itemID, label: part.label, to: part.to)
+                        : Self.aad(
+                            device: device, itemID: itemID, kind: kind, name: name, at: at, label: part.label,
+                            to: part.to)),
                 let value = try? WireJSON.decode(JSONValue.self, from: plain)
             else {
                 opening.closed.append(
@@ -208,7 +233,8 @@ public enum SealedReader {
         items.map { item in
             Item(
                 item: item,
-                opening: SealedPayload(item.data)?.open(with: key, device: item.device, itemID: item.id))
+                opening: SealedPayload(item.data)?.open(
+                    with: key, device: item.device, itemID: item.id, kind: item.kind, name: item.name, at: item.at))
         }
     }
 }

@@ -44,7 +44,7 @@ import Testing
         try database.close()
         #expect(stored.count == 2)
         for data in stored {
-            #expect(data.contains(#""sealed":1"#))
+            #expect(data.contains(#""sealed":2"#))
             for name in ["kWh", "\"kW\"", "\"V\"", "\"A\"", "\"PF\"", "relay"] { #expect(!data.contains(name)) }
         }
 
@@ -53,14 +53,16 @@ import Testing
         let item = try #require(items.first { $0.id == id })
         let payload = try #require(SealedPayload(item.data))
         #expect(payload.parts.map(\.label) == ["billing", "powerQuality"])
-        let forAccounting = payload.open(with: accounting, device: "m1", itemID: id)
+        let forAccounting = payload.open(
+            with: accounting, device: "m1", itemID: id, kind: item.kind, name: item.name, at: item.at)
         let billing = try #require(forAccounting["billing"])
         #expect(billing["kWh"]?.doubleValue != nil)
         #expect(billing["V"] == nil)
         #expect(forAccounting["powerQuality"] == nil)
         #expect(forAccounting.closed.map(\.label) == ["powerQuality"])
         #expect(forAccounting.closed.first?.to == company.keyId)
-        let forCompany = payload.open(with: company, device: "m1", itemID: id)
+        let forCompany = payload.open(
+            with: company, device: "m1", itemID: id, kind: item.kind, name: item.name, at: item.at)
         #expect(forCompany["powerQuality"]?["V"]?.doubleValue != nil)
         #expect(forCompany["billing"] == nil)
 
@@ -76,6 +78,9 @@ import Testing
         let other = try #require(items.first { $0.id != id })
         var swapped = try #require(SealedPayload(other.data))
         swapped.parts[0] = payload.parts[0]
-        #expect(swapped.open(with: accounting, device: "m1", itemID: other.id).opened.isEmpty)
+        #expect(
+            swapped.open(
+                with: accounting, device: "m1", itemID: other.id, kind: other.kind, name: other.name, at: other.at
+            ).opened.isEmpty)
     }
 }
