@@ -196,26 +196,24 @@ import Testing
                 continue
             }
         }
-        // The certificate of the tenant the device is in authenticates it.
-        guard case .ok = try await Self.poll(client, live, "meter-43", seq: 1, tls: try pki.client(as: "acme-43"))
-        else {
+        // The certificate of the tenant the device is in authenticates it (no early return on
+        // failure: the client must still be shut down).
+        if case .ok = try await Self.poll(client, live, "meter-43", seq: 1, tls: try pki.client(as: "acme-43")) {
+        } else {
             Issue.record("acme's certificate was refused for acme's meter-43")
-            return
         }
         // A certificate naming no tenant is one of the system tenant.
-        guard case .ok = try await Self.poll(client, live, "meter-44", seq: 1, tls: try pki.client(as: "untenanted-44"))
-        else {
+        if case .ok = try await Self.poll(client, live, "meter-44", seq: 1, tls: try pki.client(as: "untenanted-44")) {
+        } else {
             Issue.record("a tenant-less certificate was refused for a device of the system tenant")
-            return
         }
         // An acme certificate does not authenticate a system-tenant device either.
         try pki.issue("meter-44", tenant: "acme", as: "acme-44")
-        guard
-            case .failure(401, _, _) = try await Self.poll(
-                client, live, "meter-44", seq: 2, tls: try pki.client(as: "acme-44"))
-        else {
+        if case .failure(401, _, _) = try await Self.poll(
+            client, live, "meter-44", seq: 2, tls: try pki.client(as: "acme-44"))
+        {
+        } else {
             Issue.record("an acme certificate authenticated a device of the system tenant")
-            return
         }
         try await client.shutdown()
         await live.stop()
