@@ -25,6 +25,16 @@ import Testing
         try WireJSON.decode(PollResponse.self, from: Data(response.body.readableBytesView))
     }
 
+    @Test func aWaitLongerThanTheHubHoldsIsCappedNotRefused() async throws {
+        let h = try HubHarness(systemClock: true) { $0.maxWait = 0.2 }
+        let token = try await h.provision("m1")
+        try await HTTPTests.app(h).test(.router) { client in
+            let response = try await Self.call(client, .get, "/v1/rest/m1/requests?wait=90", token: token)
+            #expect(response.status == .ok)
+            #expect(try Self.poll(response).requests.isEmpty)
+        }
+    }
+
     @Test func everyFunctionAnswersWithThePendingWork() async throws {
         let h = try HubHarness()
         let token = try await h.provision("m1")
@@ -143,7 +153,9 @@ import Testing
             #expect(try HTTPTests.error(response).message.hasPrefix("uplink[0].id"))
             response = try await Self.call(client, .post, "/v1/rest/m1/readings", #"{"id":"x"}"#, token: token)
             #expect(response.status == .badRequest)
-            response = try await Self.call(client, .get, "/v1/rest/m1/requests?wait=9999", token: token)
+            response = try await Self.call(client, .get, "/v1/rest/m1/requests?wait=-1", token: token)
+            #expect(response.status == .badRequest)
+            response = try await Self.call(client, .get, "/v1/rest/m1/requests?wait=soon", token: token)
             #expect(response.status == .badRequest)
         }
     }

@@ -110,7 +110,8 @@ extension Hub {
     ) async throws -> Response {
         let device = try context.pathID()
         let accept = try request.intQuery("accept", default: PollRequest.defaultAccept, range: 0...1000)
-        let wait = try request.secondsQuery("wait", range: 0...configuration.maxWait) ?? 0
+        // Capped at the hub's longest hold, as for JSON polls (a longer wait is not an error).
+        let wait = min(try request.secondsQuery("wait", range: 0...86400) ?? 0, configuration.maxWait)
         var poll = PollRequest(device: device, seq: 0, sentAt: clock.now(), accept: accept, wait: wait)
         fill(&poll)
         let body = try await self.poll(
