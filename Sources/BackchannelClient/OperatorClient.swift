@@ -341,6 +341,9 @@ public final class OperatorClient: Sendable {
         return try WireJSON.decode(Response.self, from: data)
     }
 
+    /// One request. A 429 (the hub's per-operator rate limit, refused before anything was done)
+    /// is retried after its `Retry-After`, up to 8 times, so a client going faster than its rate
+    /// slows down instead of failing.
     func raw(
         _ method: HTTPMethod, _ path: String, body: Data?, timeout: Double, absolute: Bool = false
     ) async throws -> (Int, Data) {
@@ -351,9 +354,16 @@ public final class OperatorClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
-        let buffer = try await response.body.collect(upTo: 64 << 20)
-        return (Int(response.status.code), Data(buffer.readableBytesView))
+        var retries = 0
+        while true {
+            let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+            let buffer = try await response.body.collect(upTo: 64 << 20)
+            let status = Int(response.status.code)
+            guard status == 429, retries < 8 else { return (status, Data(buffer.readableBytesView)) }
+            retries += 1
+            let wait = response.headers.first(name: "Retry-After").flatMap(Double.init) ?? 1
+            try await Task.sleep(for: .milliseconds(Int64(min(max(wait, 0.05), 30) * 1000)))
+        }
     }
 
     private func authorize(_ request: inout HTTPClientRequest) {

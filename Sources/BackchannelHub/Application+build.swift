@@ -31,7 +31,7 @@ public func buildApplication(
     )
     app.addServices(
         DeadlineSweeper(hub: hub), LastSeenFlusher(hub: hub), PresenceMonitor(hub: hub), AlarmTicker(hub: hub),
-        CampaignReconciler(hub: hub),
+        CampaignReconciler(hub: hub), AuditFlusher(hub: hub),
         ShutdownSignaller(hub: hub))
     return app
 }

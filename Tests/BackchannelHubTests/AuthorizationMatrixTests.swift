@@ -1,3 +1,4 @@
+import BackchannelClient
 import BackchannelHub
 import BackchannelProtocol
 import BackchannelSQLite
@@ -319,5 +320,33 @@ import Testing
             seq: 2, at: Timestamp(milliseconds: 0), type: .alarm, device: "m1", command: nil, state: nil,
             detail: "x", data: ["step": 1])
         #expect(Hub.redact(transition, readsData: false).data == ["step": 1])
+    }
+}
+
+/// The operator client slows down to the hub's rate instead of failing on 429.
+@Suite struct OperatorClientRateTests {
+    @Test func theClientWaitsOutRetryAfter() async throws {
+        let h = try HubHarness(systemClock: true) {
+            $0.operatorRate = 1
+            $0.operatorBurst = 1
+        }
+        let live = try await LiveHub.start(h.hub)
+        let client = OperatorClient(hubURL: live.url, token: HubHarness.operatorToken)
+        // Four provisionings at one per second with no burst: the hub answers 429 to the ones that
+        // come early (unless a request took over a second); the client waits and retries.
+        for index in 0..<4 {
+            _ = try await client.provision(ProvisionDeviceRequest(id: "m\(index)"))
+        }
+        #expect(try await h.store.devices(after: nil, limit: 10).count == 4)
+        // The refusals reach the audit log through the hub's own flusher (a 1 s batch).
+        let deadline = ContinuousClock.now + .seconds(20)
+        var refusals: [AuditEntry] = []
+        while refusals.isEmpty && ContinuousClock.now < deadline {
+            refusals = try await h.store.audit(tenant: nil, before: nil, limit: 100).filter { $0.status == 429 }
+            if refusals.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(!refusals.isEmpty, "no 429 was audited: the limit was never reached, or the flusher never ran")
+        try await client.shutdown()
+        await live.stop()
     }
 }
