@@ -57,6 +57,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Power-management computations: interval data, tariffs and bills, supplier choice, load
+        // shedding, power quality, topology, reliability, tamper detection, Green Button. No I/O.
+        .target(
+            name: "BackchannelPower",
+            dependencies: ["BackchannelProtocol"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "BackchannelStore",
             dependencies: ["BackchannelProtocol"],
@@ -76,6 +83,7 @@ let package = Package(
             dependencies: [
                 "BackchannelStore",
                 "BackchannelProtocol",
+                "BackchannelPower",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -119,6 +127,7 @@ let package = Package(
                 "BackchannelAgent",
                 "BackchannelClient",
                 "BackchannelProtocol",
+                "BackchannelPower",
                 "BackchannelSecurity",
                 "BackchannelTLS",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -136,6 +145,7 @@ let package = Package(
                 "BackchannelAgent",
                 "BackchannelClient",
                 "BackchannelSimulator",
+                "BackchannelPower",
                 "BackchannelSecurity",
                 "BackchannelTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -180,6 +190,11 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BackchannelPowerTests",
+            dependencies: ["BackchannelPower", "BackchannelProtocol"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -370,7 +370,7 @@ public final class OperatorClient: Sendable {
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
     }
 
-    private func url(_ path: String, query: [String: String?]) -> String {
+    func url(_ path: String, query: [String: String?]) -> String {
         let items = query.compactMap { key, value in value.map { "\(key)=\(escape($0))" } }.sorted()
         return hubURL + path + (items.isEmpty ? "" : "?" + items.joined(separator: "&"))
     }

@@ -31,7 +31,7 @@ public func buildApplication(
     )
     app.addServices(
         DeadlineSweeper(hub: hub), LastSeenFlusher(hub: hub), PresenceMonitor(hub: hub), AlarmTicker(hub: hub),
-        CampaignReconciler(hub: hub), AuditFlusher(hub: hub),
+        CampaignReconciler(hub: hub), AuditFlusher(hub: hub), PowerScheduler(hub: hub),
         ShutdownSignaller(hub: hub))
     return app
 }
@@ -96,6 +96,7 @@ public func buildRouter(hub: Hub) -> Router<HubRequestContext> {
         hub.addArtifactRoutes(to: router, artifacts: artifacts, maxUploadBytes: hub.configuration.maxArtifactBytes)
     }
     hub.addOperatorRoutes(to: router)
+    hub.addPowerRoutes(to: router)
     return router
 }
 

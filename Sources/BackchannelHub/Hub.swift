@@ -44,6 +44,8 @@ public final class Hub: Sendable {
     let operatorLimiter: RateLimiter
     /// Device id → tenant, filled as devices are looked up (a device never changes tenant).
     let deviceTenants = Mutex<[String: String]>([:])
+    /// The power applications' in-memory state.
+    let power = PowerState()
 
     /// Creates a hub over a store.
     public init(

@@ -36,6 +36,9 @@ public struct HubConfiguration: Sendable {
     /// Largest artifact accepted by `POST /v1/artifacts`.
     public var maxArtifactBytes: Int = 512 << 20
 
+    /// The power-management applications: time zone, interval retention, alerts, tamper.
+    public var power = PowerSettings()
+
     /// Most devices in one campaign.
     public var maxCampaignDevices: Int = 100_000
 

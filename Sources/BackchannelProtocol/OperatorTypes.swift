@@ -307,6 +307,9 @@ public struct HubEvent: Sendable, Hashable, Codable {
         case rendezvousRejected = "rendezvous.rejected"
         case campaign = "campaign"
         case alarm = "alarm"
+        /// A power application acted: an outage opened or closed, a power quality event, a
+        /// shedding or supplier decision, a topology alert, a tamper flag. `detail` names it.
+        case power = "power"
     }
 
     /// Increasing number within one hub process.

@@ -207,6 +207,35 @@ extension SQLiteMessageStore {
                     """
             )
         }
+        migrator.registerMigration("v12-power") { db in
+            // Interval data is the bulk of a metering system: one compact row per device and
+            // interval start, clustered by that key (WITHOUT ROWID), pruned by retention.
+            // Everything else the power applications keep is a document keyed by kind and key.
+            try db.execute(
+                sql: """
+                    CREATE TABLE intervals (
+                      device TEXT NOT NULL,
+                      start INTEGER NOT NULL,
+                      seconds INTEGER NOT NULL,
+                      kwh REAL NOT NULL,
+                      kvarh REAL,
+                      PRIMARY KEY (device, start)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX intervals_start ON intervals(start);
+                    CREATE TABLE power_documents (
+                      kind TEXT NOT NULL,
+                      key TEXT NOT NULL,
+                      tenant TEXT NOT NULL,
+                      device TEXT,
+                      at INTEGER NOT NULL,
+                      body TEXT NOT NULL,
+                      PRIMARY KEY (kind, key)
+                    );
+                    CREATE INDEX power_documents_at ON power_documents(kind, at);
+                    CREATE INDEX power_documents_device ON power_documents(kind, device, at);
+                    """
+            )
+        }
         return migrator
     }
 

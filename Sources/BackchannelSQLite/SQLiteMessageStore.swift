@@ -30,7 +30,7 @@ public final class SQLiteMessageStore: MessageStore {
         public init() {}
     }
 
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let writes = Atomic<UInt64>(0)
     /// The database file.
     public let path: String
@@ -52,7 +52,7 @@ public final class SQLiteMessageStore: MessageStore {
 
     public var writeCount: UInt64 { writes.load(ordering: .relaxed) }
 
-    private func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> (T, changed: Bool)) async throws
+    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> (T, changed: Bool)) async throws
         -> T
     {
         let (value, changed) = try await pool.write(body)

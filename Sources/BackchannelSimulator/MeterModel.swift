@@ -1,5 +1,6 @@
+public import BackchannelPower
 public import BackchannelProtocol
-import Foundation
+public import Foundation
 import Synchronization
 
 /// The physics of a simulated revenue meter: a load that follows a daily profile with noise,
@@ -13,15 +14,28 @@ public final class MeterModel: Sendable {
         var interval: Double
         var clockSkew: Double
         var rng: SplitMix
+        var consumptionFactor = 1.0
+        var supplier: String?
+        var alerts: [String] = []
     }
 
     private let state: Mutex<State>
-    /// The meter's base load in kW.
+    /// The meter's base load in kW (when it has no load profile).
     public let baseLoad: Double
+    /// The household load profile the meter follows (measured data, scaled and shifted for
+    /// this meter), or nil for the built-in daily curve.
+    public let profile: LoadProfile?
+    /// The local time zone of the profile.
+    public let timeZone: TimeZone
 
     /// Creates a meter with a deterministic random stream from `seed`.
-    public init(seed: UInt64, interval: Double, clockSkew: Double = 0, now: Timestamp = .now()) {
+    public init(
+        seed: UInt64, interval: Double, clockSkew: Double = 0, now: Timestamp = .now(), profile: LoadProfile? = nil,
+        timeZone: TimeZone = TimeZone(identifier: "UTC")!
+    ) {
         var rng = SplitMix(seed: seed)
+        self.profile = profile
+        self.timeZone = timeZone
         self.baseLoad = 0.5 + rng.unit() * 4.5
         self.state = Mutex(
             State(kWh: 1000 + rng.unit() * 9000, lastSample: now, interval: interval, clockSkew: clockSkew, rng: rng)
@@ -65,6 +79,34 @@ public final class MeterModel: Sendable {
         }
     }
 
+    /// The share of its normal load the meter draws (1: all; `reduce-consumption` lowers it).
+    public var consumptionFactor: Double { state.withLock { $0.consumptionFactor } }
+
+    /// Sets the share of normal load drawn, 0.1…1.
+    public func setConsumptionFactor(_ factor: Double) {
+        state.withLock { $0.consumptionFactor = min(1, max(0.1, factor)) }
+    }
+
+    /// The energy supplier the meter bills for, after a `switch-supplier`.
+    public var supplier: String? { state.withLock { $0.supplier } }
+
+    /// Records a new supplier.
+    public func setSupplier(_ supplier: String) { state.withLock { $0.supplier = supplier } }
+
+    /// Topology alerts and containment notices received, oldest first (`<name>:<origin>`).
+    public var alerts: [String] { state.withLock { $0.alerts } }
+
+    /// Records an alert or notice.
+    public func noteAlert(_ text: String) {
+        state.withLock { state in
+            state.alerts.append(text)
+            if state.alerts.count > 100 { state.alerts.removeFirst() }
+        }
+    }
+
+    /// Power came back: energy integration restarts now (nothing was drawn while off).
+    public func powerRestored(at now: Timestamp = .now()) { state.withLock { $0.lastSample = now } }
+
     /// Opens or closes the relay; returns whether it changed.
     public func setRelay(closed: Bool) -> Bool {
         state.withLock { state in
@@ -77,10 +119,8 @@ public final class MeterModel: Sendable {
     public func sample(at now: Timestamp = .now()) -> JSONValue {
         state.withLock { state in
             let hours = max(0, now.seconds(since: state.lastSample)) / 3600
-            let hour = Double((now.milliseconds / 3_600_000) % 24)
-            let daily = 1 + 0.35 * sin((hour - 7) / 24 * 2 * .pi)
             let noise = 1 + (state.rng.unit() - 0.5) * 0.1
-            let kW = state.relayClosed ? baseLoad * daily * noise : 0
+            let kW = state.relayClosed ? demand(at: now) * noise * state.consumptionFactor : 0
             state.kWh += kW * hours
             state.lastSample = now
             let volts = 230 + (state.rng.unit() - 0.5) * 6
@@ -96,6 +136,30 @@ public final class MeterModel: Sendable {
                 "relay": .string(state.relayClosed ? "closed" : "open"),
             ]
         }
+    }
+}
+
+extension MeterModel {
+    /// The load's average demand at `time` before noise and relay: the profile's, or the
+    /// built-in daily curve around ``baseLoad``.
+    func demand(at time: Timestamp) -> Double {
+        if let kW = profile?.kW(at: time, timeZone: timeZone) { return kW }
+        let hour = Double((time.milliseconds / 3_600_000) % 24)
+        return baseLoad * (1 + 0.35 * sin((hour - 7) / 24 * 2 * .pi))
+    }
+
+    /// The 15-minute interval starting at `start`, as the meter registers it: the profile's
+    /// energy (kvarh from its reactive power, or PF 0.95 without a profile); nothing while
+    /// the relay is open, less after `reduce-consumption`. `live` is false for history.
+    public func interval(at start: Timestamp, live: Bool) -> IntervalReading {
+        let (closed, factor) = state.withLock { ($0.relayClosed, $0.consumptionFactor) }
+        let scale = live ? (closed ? factor : 0) : 1
+        if let reading = profile?.interval(at: start, timeZone: timeZone) {
+            return IntervalReading(
+                start: start, seconds: 900, kWh: reading.kWh * scale, kvarh: reading.kvarh.map { $0 * scale })
+        }
+        let kWh = demand(at: start) * 0.25 * scale
+        return IntervalReading(start: start, seconds: 900, kWh: kWh, kvarh: kWh * 0.329)
     }
 }
 

@@ -24,6 +24,18 @@ public final class SimulatedMeter: Sendable {
     /// When set, periodic readings are sealed: billing values to one audience, power quality
     /// to another.
     public let sealing: MeterSealing?
+    /// Where the device sits in its feeder, declared to the hub at every start.
+    public let placement: GridPlacement?
+    /// The supply: `outage.inject` trips it.
+    let powerLine = PowerLine()
+    /// How the device registers energy: a meter, or a KYZ transport box.
+    public let metering: MeteringKind
+    /// Days of interval history sent at the first start.
+    public let historyDays: Int
+    /// Where the last interval sent is remembered.
+    let intervalCursorFile: URL
+    /// A transport box's pulse counting.
+    let pulseCounter = PulseAccumulator()
 
     /// Creates a meter.
     ///
@@ -36,10 +48,15 @@ public final class SimulatedMeter: Sendable {
     ///   - sealing: seal the periodic readings for these audiences.
     public init(
         configuration: AgentConfiguration, model: MeterModel, client: HubClient? = nil, log: ExecutionLog? = nil,
-        logger: Logger? = nil, corruptFirmware: Bool = false, sealing: MeterSealing? = nil
+        logger: Logger? = nil, corruptFirmware: Bool = false, sealing: MeterSealing? = nil,
+        placement: GridPlacement? = nil, metering: MeteringKind = .meter, historyDays: Int = 0
     ) async throws {
+        self.metering = metering
+        self.historyDays = historyDays
+        self.intervalCursorFile = configuration.stateDirectory.appendingPathComponent("interval-cursor")
         self.corruptFirmware = corruptFirmware
         self.sealing = sealing
+        self.placement = placement
         var configuration = configuration
         configuration.deviceClock = { model.deviceNow() }
         self.id = configuration.deviceID
@@ -60,18 +77,85 @@ public final class SimulatedMeter: Sendable {
     private let corruptFirmware: Bool
 
     /// Runs the agent and the periodic readings until cancelled.
+    ///
+    /// A power loss (`outage.inject`) sends the last gasp, `power.lost`, and gives it up to
+    /// ``lastGaspSeconds`` to reach the hub (the energy in a real meter's capacitor); then the
+    /// device goes silent for the outage. On restoration it starts again and sends
+    /// `power.restored` with the time the power was lost.
     public func run() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.agent.run() }
-            group.addTask { await self.report() }
-            await group.waitForAll()
+        var restoring: (lostAt: Timestamp, seconds: Double)?
+        while !Task.isCancelled {
+            if let outage = restoring {
+                model.powerRestored()
+                try? await agent.emit(
+                    .event, name: "power.restored",
+                    data: [
+                        "lostAt": .string(outage.lostAt.description), "at": .string(model.deviceNow().description),
+                    ])
+            }
+            await declarePlacement()
+            let loss: (lostAt: Timestamp, seconds: Double)? = await withTaskGroup(
+                of: (lostAt: Timestamp, seconds: Double)?.self
+            ) { group in
+                group.addTask {
+                    await self.agent.run()
+                    return nil
+                }
+                group.addTask {
+                    await self.report()
+                    return nil
+                }
+                group.addTask {
+                    guard let seconds = await self.powerLine.nextLoss() else { return nil }
+                    return (await self.lastGasp(), seconds)
+                }
+                var loss: (lostAt: Timestamp, seconds: Double)?
+                while let next = await group.next() {
+                    if let next {
+                        loss = next
+                        break
+                    }
+                    if Task.isCancelled { break }
+                }
+                group.cancelAll()
+                return loss
+            }
+            guard let loss else { return }
+            // The outage itself: the device is off, nothing polls.
+            try? await Task.sleep(for: .milliseconds(Int64(loss.seconds * 1000)))
+            restoring = loss
         }
+    }
+
+    /// Seconds the last gasp has to reach the hub before the device dies.
+    public static let lastGaspSeconds = 3.0
+
+    /// Sends `power.lost` and waits, at most ``lastGaspSeconds``, until the hub has stored it.
+    private func lastGasp() async -> Timestamp {
+        let lostAt = model.deviceNow()
+        try? await agent.emit(.event, name: "power.lost", data: ["at": .string(lostAt.description)])
+        let deadline = ContinuousClock.now + .seconds(Self.lastGaspSeconds)
+        while await agent.outboxCount > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return lostAt
+    }
+
+    /// Declares where the device sits in its feeder (the hub keeps the latest declaration).
+    private func declarePlacement() async {
+        guard let placement else { return }
+        var data: [String: JSONValue] = [
+            "role": .string(placement.role), "customers": .number(Double(placement.customers)),
+        ]
+        if let parent = placement.parent { data["parent"] = .string(parent) }
+        _ = try? await agent.emit(.event, name: "topology", data: .object(data))
     }
 
     private func report() async {
         while !Task.isCancelled {
             do {
                 try await emitReading()
+                try await emitIntervals()
             } catch {
                 // The outbox is full or the disk failed; the next interval tries again.
             }
@@ -137,6 +221,7 @@ public final class SimulatedMeter: Sendable {
             ])
         }
         await handle("gather") { request in try await Self.gather(request, agent: agent) }
+        await registerPowerHandlers()
         let corrupt = corruptFirmware
         await handle("firmware.install") { request in
             try await Self.installFirmware(request, agent: agent, model: model, corrupt: corrupt)
@@ -192,8 +277,7 @@ public final class SimulatedMeter: Sendable {
     }
 
     /// Registers a handler that records each execution in the log first.
-    private func handle(_ name: String, _ body: @escaping @Sendable (LogicalRequest) async throws -> CommandReply) async
-    {
+    func handle(_ name: String, _ body: @escaping @Sendable (LogicalRequest) async throws -> CommandReply) async {
         let log = self.log
         let id = self.id
         await agent.register(name) { request in

@@ -1,5 +1,6 @@
 public import BackchannelAgent
 import BackchannelClient
+import BackchannelPower
 public import BackchannelProtocol
 public import BackchannelSecurity
 public import Foundation
@@ -40,6 +41,19 @@ public struct FleetConfiguration: Sendable {
     public var trustPolicy: TrustPolicy?
     /// Seal the meters' readings: billing for one audience, power quality for another.
     public var sealing: MeterSealing?
+    /// Arrange the devices as a feeder (master, branches, loads and generators); nil: no
+    /// topology is declared.
+    public var feeder: FeederLayout?
+    /// The UCI household power data set the load profiles come from; nil: generated profiles.
+    public var loadData: URL?
+    /// Days of 15-minute interval history each meter sends when it first starts.
+    public var historyDays = 0
+    /// The local time zone of the load profiles.
+    public var timeZone = TimeZone(identifier: "UTC")!
+    /// The last this-many devices are KYZ transport boxes on plain meters.
+    public var transportBoxes = 0
+    /// kWh per KYZ pulse of the transport boxes.
+    public var kyzKe = Decimal(string: "0.01")!
 
     /// Creates a configuration.
     public init(hubURL: String, operatorToken: String?, count: Int, stateDirectory: URL) {
@@ -103,6 +117,12 @@ public final class SimulatorFleet: Sendable {
         )
         let storedLog = try ExecutionLog(
             url: configuration.stateDirectory.appendingPathComponent("uplink-stored.jsonl"))
+        // One measured profile for the fleet (read once: the file is large), varied per device.
+        var measured: LoadProfile?
+        if let loadData = configuration.loadData {
+            progress("reading load profiles from \(loadData.path)")
+            measured = try LoadDataFile.read(loadData, days: 28)
+        }
         var meters: [SimulatedMeter] = []
         for (index, id) in ids.enumerated() {
             var agentConfiguration = AgentConfiguration(
@@ -117,11 +137,19 @@ public final class SimulatorFleet: Sendable {
             agentConfiguration.presence = PresenceReport(state: .available)
             agentConfiguration.onStored = { [storedLog] ids in storedLog.recordStored(device: id, ids: ids) }
             agentConfiguration.trustPolicy = configuration.trustPolicy
-            let model = MeterModel(seed: UInt64(index + 1) &* 7919, interval: configuration.interval)
+            let seed = UInt64(index + 1) &* 7919
+            let base = measured ?? LoadProfile.generated(seed: seed)
+            let model = MeterModel(
+                seed: seed, interval: configuration.interval, profile: base.variant(seed: seed),
+                timeZone: configuration.timeZone)
+            let metering: MeteringKind =
+                index >= ids.count - configuration.transportBoxes ? .transportBox(ke: configuration.kyzKe) : .meter
             meters.append(
                 try await SimulatedMeter(
                     configuration: agentConfiguration, model: model, client: client, log: log, logger: logger,
-                    corruptFirmware: configuration.corruptFirmware.contains(id), sealing: configuration.sealing)
+                    corruptFirmware: configuration.corruptFirmware.contains(id), sealing: configuration.sealing,
+                    placement: configuration.feeder?.placement(of: index, in: ids), metering: metering,
+                    historyDays: configuration.historyDays)
             )
         }
         progress("started \(meters.count) simulated meters")
@@ -190,6 +218,33 @@ public final class SimulatorFleet: Sendable {
         let saved = SavedCredentials(hub: configuration.hubURL, device: id, token: provisioned.token)
         try SecretFile.write(try WireJSON.encode(saved), to: file)
         return provisioned.token
+    }
+}
+
+/// How a fleet is arranged as one feeder: the first device is the master IED, the next
+/// `branches` are branch IEDs under it, and the rest are spread over the branches in turn as
+/// loads, every `generatorEvery`-th of them a generator.
+public struct FeederLayout: Sendable, Hashable {
+    /// Branch IEDs under the master (at least 1).
+    public var branches: Int
+    /// Every n-th leaf is a generator; 0 for none.
+    public var generatorEvery: Int
+
+    /// Creates a layout.
+    public init(branches: Int, generatorEvery: Int = 4) {
+        self.branches = max(1, branches)
+        self.generatorEvery = max(0, generatorEvery)
+    }
+
+    /// The placement of the device at `index` of `ids`.
+    public func placement(of index: Int, in ids: [String]) -> GridPlacement {
+        let branchCount = min(branches, max(0, ids.count - 1))
+        if index == 0 { return GridPlacement(parent: nil, role: "master", customers: 0) }
+        if index <= branchCount { return GridPlacement(parent: ids[0], role: "branch", customers: 0) }
+        let leaf = index - branchCount - 1
+        let parent = branchCount == 0 ? ids[0] : ids[1 + leaf % branchCount]
+        let generator = generatorEvery > 0 && (leaf + 1) % generatorEvery == 0
+        return GridPlacement(parent: parent, role: generator ? "generator" : "load", customers: generator ? 0 : 1)
     }
 }
 

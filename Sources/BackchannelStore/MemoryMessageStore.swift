@@ -20,6 +20,8 @@ public actor MemoryMessageStore: MessageStore {
     private var presenceLog: [PresenceTransition] = []
     private var operatorsByName: [String: OperatorRecord] = [:]
     private var auditLog: [AuditEntry] = []
+    private var intervalRows: [String: [Int64: IntervalRecord]] = [:]
+    private var powerDocs: [String: [String: PowerDocument]] = [:]
     private let writes = Atomic<UInt64>(0)
 
     /// Creates an empty store.
@@ -384,6 +386,51 @@ public actor MemoryMessageStore: MessageStore {
     public func deleteRule(id: String) -> Bool {
         guard let index = rulesInOrder.firstIndex(where: { $0.id == id }) else { return false }
         rulesInOrder.remove(at: index)
+        committed()
+        return true
+    }
+
+    public func putIntervals(_ records: [IntervalRecord]) {
+        guard !records.isEmpty else { return }
+        for record in records { intervalRows[record.device, default: [:]][record.start.milliseconds] = record }
+        committed()
+    }
+
+    public func intervals(device: String, startingIn range: Range<Timestamp>) -> [IntervalRecord] {
+        (intervalRows[device] ?? [:]).values.filter { range.contains($0.start) }.sorted { $0.start < $1.start }
+    }
+
+    public func pruneIntervals(before cutoff: Timestamp) -> Int {
+        var removed = 0
+        for device in intervalRows.keys {
+            let before = intervalRows[device]?.count ?? 0
+            intervalRows[device] = intervalRows[device]?.filter { $0.value.start >= cutoff }
+            removed += before - (intervalRows[device]?.count ?? 0)
+        }
+        if removed > 0 { committed() }
+        return removed
+    }
+
+    public func putPowerDocuments(_ documents: [PowerDocument]) {
+        guard !documents.isEmpty else { return }
+        for document in documents { powerDocs[document.kind, default: [:]][document.key] = document }
+        committed()
+    }
+
+    public func powerDocument(kind: String, key: String) -> PowerDocument? { powerDocs[kind]?[key] }
+
+    public func powerDocuments(_ query: PowerDocumentQuery) -> [PowerDocument] {
+        let matching = (powerDocs[query.kind] ?? [:]).values.filter { document in
+            (query.tenant == nil || document.tenant == query.tenant)
+                && (query.device == nil || document.device == query.device)
+                && (query.range.map { $0.contains(document.at) } ?? true)
+        }
+        let ordered = matching.sorted { ($0.at, $0.key) > ($1.at, $1.key) }
+        return Array(ordered.prefix(max(0, query.limit)))
+    }
+
+    public func deletePowerDocument(kind: String, key: String) -> Bool {
+        guard powerDocs[kind]?.removeValue(forKey: key) != nil else { return false }
         committed()
         return true
     }

@@ -124,6 +124,24 @@ public protocol MessageStore: Sendable {
     /// Audit entries, newest first, before `cursor` (a `seq`); only the tenant's when given.
     func audit(tenant: String?, before cursor: Int64?, limit: Int) async throws -> [AuditEntry]
 
+    // MARK: Power applications
+
+    /// Stores interval data in one transaction; an interval with the same device and start
+    /// replaces the stored one (a meter resending its data is safe).
+    func putIntervals(_ records: [IntervalRecord]) async throws
+    /// A device's intervals that start in `range`, oldest first.
+    func intervals(device: String, startingIn range: Range<Timestamp>) async throws -> [IntervalRecord]
+    /// Deletes intervals that started before `cutoff` (retention). Returns how many.
+    func pruneIntervals(before cutoff: Timestamp) async throws -> Int
+    /// Stores power documents in one transaction, replacing those with the same kind and key.
+    func putPowerDocuments(_ documents: [PowerDocument]) async throws
+    /// The power document with this kind and key.
+    func powerDocument(kind: String, key: String) async throws -> PowerDocument?
+    /// Power documents matching the query, newest first (by `at`, then key).
+    func powerDocuments(_ query: PowerDocumentQuery) async throws -> [PowerDocument]
+    /// Deletes a power document. Returns false when there is none.
+    func deletePowerDocument(kind: String, key: String) async throws -> Bool
+
     // MARK: Uplink
 
     /// Stored uplink of a device, newest first, starting after `cursor` (a record `seq`).

@@ -1,5 +1,6 @@
 public import ArgumentParser
 public import BackchannelAgent
+public import BackchannelPower
 public import BackchannelProtocol
 public import BackchannelSQLite
 public import Logging
@@ -12,3 +13,4 @@ extension ExportFormat: ExpressibleByArgument {}
 extension InferredPresence: ExpressibleByArgument {}
 extension DeliveryMode: ExpressibleByArgument {}
 extension AgentChannel: ExpressibleByArgument {}
+extension IntervalTimestamp: ExpressibleByArgument {}

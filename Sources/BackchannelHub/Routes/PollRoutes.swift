@@ -25,7 +25,10 @@ extension Hub {
         router.post("/v1/poll") { request, context -> Response in
             let type = request.headers[.contentType]?.lowercased()
             if let type, type.hasPrefix("application/soap+xml") || type.hasPrefix("text/xml") {
-                return await self.soapPoll(request, credential: await self.deviceCredential(request, context))
+                let credential = try await self.deviceCredential(request, context)
+                return await Hub.$contactAddress.withValue(context.remoteAddress) {
+                    await self.soapPoll(request, credential: credential)
+                }
             }
             let body: Data
             do {
@@ -40,7 +43,10 @@ extension Hub {
                 self.metrics.rejectedPolls.add(1, ordering: .relaxed)
                 throw error
             }
-            let response = try await self.poll(body: body, credential: await self.deviceCredential(request, context))
+            let credential = try await self.deviceCredential(request, context)
+            let response = try await Hub.$contactAddress.withValue(context.remoteAddress) {
+                try await self.poll(body: body, credential: credential)
+            }
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: response))

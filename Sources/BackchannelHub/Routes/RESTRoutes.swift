@@ -114,8 +114,10 @@ extension Hub {
         let wait = min(try request.secondsQuery("wait", range: 0...86400) ?? 0, configuration.maxWait)
         var poll = PollRequest(device: device, seq: 0, sentAt: clock.now(), accept: accept, wait: wait)
         fill(&poll)
-        let body = try await self.poll(
-            poll, requestHash: "", credential: await deviceCredential(request, context), sequenced: false)
+        let credential = try await deviceCredential(request, context)
+        let body = try await Hub.$contactAddress.withValue(context.remoteAddress) {
+            try await self.poll(poll, requestHash: "", credential: credential, sequenced: false)
+        }
         return Response(
             status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

@@ -65,6 +65,21 @@ final class GatedStore: MessageStore {
     }
     func deleteOperator(name: String) async throws -> Bool { try await inner.deleteOperator(name: name) }
     func appendAudit(_ entries: [AuditEntry]) async throws { try await inner.appendAudit(entries) }
+    func putIntervals(_ records: [IntervalRecord]) async throws { try await inner.putIntervals(records) }
+    func intervals(device: String, startingIn range: Range<Timestamp>) async throws -> [IntervalRecord] {
+        try await inner.intervals(device: device, startingIn: range)
+    }
+    func pruneIntervals(before cutoff: Timestamp) async throws -> Int { try await inner.pruneIntervals(before: cutoff) }
+    func putPowerDocuments(_ documents: [PowerDocument]) async throws { try await inner.putPowerDocuments(documents) }
+    func powerDocument(kind: String, key: String) async throws -> PowerDocument? {
+        try await inner.powerDocument(kind: kind, key: key)
+    }
+    func powerDocuments(_ query: PowerDocumentQuery) async throws -> [PowerDocument] {
+        try await inner.powerDocuments(query)
+    }
+    func deletePowerDocument(kind: String, key: String) async throws -> Bool {
+        try await inner.deletePowerDocument(kind: kind, key: key)
+    }
     func audit(tenant: String?, before cursor: Int64?, limit: Int) async throws -> [AuditEntry] {
         try await inner.audit(tenant: tenant, before: cursor, limit: limit)
     }

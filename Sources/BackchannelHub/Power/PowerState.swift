@@ -1,0 +1,48 @@
+import BackchannelProtocol
+import Synchronization
+
+/// What the power applications keep in memory: the latest values of each device (for branch
+/// roll-ups and tamper checks), and the caches of what is stored (topology, shedding state).
+/// Everything that matters for a decision after a restart is also in the store.
+final class PowerState: Sendable {
+    /// The latest instantaneous values of a device.
+    struct Latest: Sendable {
+        var kW: Double?
+        var kWAt: Timestamp?
+        var register: Double?
+        var registerAt: Timestamp?
+        var address: String?
+        var addressAt: Timestamp?
+        var clockOffset: Double?
+    }
+
+    /// The last live price a tenant was given.
+    struct Price: Sendable, Hashable, Codable {
+        var price: Double
+        var at: Timestamp
+        var source: String
+    }
+
+    let latest = Mutex<[String: Latest]>([:])
+    let prices = Mutex<[String: Price]>([:])
+    /// Bumped on every topology declaration, so a cached tree is rebuilt.
+    let topologyGeneration = Atomic<UInt64>(0)
+    /// Devices with an open outage, and when the hub opened it.
+    let openOutages = Mutex<[String: Timestamp]>([:])
+    /// Serialises shedding evaluations (a price change and the periodic check).
+    let shedding = AsyncSerial()
+
+    init() {}
+
+    /// Updates a device's latest values; returns the previous ones.
+    @discardableResult
+    func update(_ device: String, _ body: (inout Latest) -> Void) -> Latest {
+        latest.withLock { all in
+            let previous = all[device] ?? Latest()
+            var next = previous
+            body(&next)
+            all[device] = next
+            return previous
+        }
+    }
+}
