@@ -57,6 +57,21 @@ struct HubOptions: ParsableArguments {
 
     @Option(
         help:
+            "Power applications: the IANA time zone of the service territory (tariff periods, shedding windows, Green Button local time)."
+    )
+    var timeZone = "UTC"
+
+    @Option(help: "Power applications: days of 15-minute interval data kept (0: keep everything).")
+    var intervalRetentionDays: Double = 400
+
+    @Option(
+        help:
+            "Power applications: seconds between re-evaluations of the shedding policies without a price change (a limit window opening or closing sheds or restores by itself)."
+    )
+    var sheddingCheck: Double = 30
+
+    @Option(
+        help:
             "The hub's URL as devices reach it (https://hub.example:8443), written into the WSDL's service address (default: the Host the client used)."
     )
     var publicURL: String?
@@ -131,6 +146,15 @@ struct HubOptions: ParsableArguments {
         guard reachabilityWindow >= 1, reachabilityWindow <= 86400 else {
             throw ValidationError("--reachability-window must be 1-86400 seconds")
         }
+        guard TimeZone(identifier: timeZone) != nil else {
+            throw ValidationError("--time-zone: unknown time zone (use an IANA id such as America/New_York)")
+        }
+        guard intervalRetentionDays >= 0, intervalRetentionDays <= 36_500 else {
+            throw ValidationError("--interval-retention-days must be 0-36500")
+        }
+        guard sheddingCheck >= 1, sheddingCheck <= 3600 else {
+            throw ValidationError("--shedding-check must be 1-3600 seconds")
+        }
         switch (tlsCertificate, tlsKey) {
         case (nil, nil):
             guard clientCA == nil else { throw ValidationError("--client-ca needs --tls-cert and --tls-key") }
@@ -162,6 +186,9 @@ struct HubOptions: ParsableArguments {
         configuration.leaseSeconds = lease
         configuration.maxAttempts = maxAttempts
         configuration.reachabilityWindow = reachabilityWindow
+        configuration.power.timeZone = timeZone
+        configuration.power.intervalRetentionDays = intervalRetentionDays
+        configuration.power.sheddingCheckInterval = sheddingCheck
         configuration.presenceGrace = presenceGrace
         configuration.dispatchLead = dispatchLead
         configuration.publicURL = publicURL

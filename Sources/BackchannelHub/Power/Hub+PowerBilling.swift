@@ -251,7 +251,8 @@ extension Hub {
             }
             let outcome = SupplierChoiceOutcome(device: device, choice: choice, command: command)
             try await putDocument(
-                kind: PowerKind.supplierDecision, key: "\(device)/\(now.milliseconds)", tenant: tenant, device: device,
+                kind: PowerKind.supplierDecision, key: "\(device)/\(MessageID.make(at: now))", tenant: tenant,
+                device: device,
                 at: now, outcome)
             events.publish(
                 .power, at: now, device: device, command: command?.id, detail: "supplier.\(choice.decision.rawValue)",

@@ -111,7 +111,7 @@ extension Hub {
                 args["eventAt"] = .string(now.description)
                 let request = SubmitCommandRequest(
                     name: entry.command, args: .object(args), ttl: configuration.power.alertTTL,
-                    idempotencyKey: "alert:\(key):\(entry.device)")
+                    idempotencyKey: "alert:" + Credentials.hash(bytes: Data("\(key)\n\(entry.device)".utf8)))
                 do {
                     let sent = try await submit(request, to: entry.device, origin: "power:topology")
                     commands.append(AlertCommand(device: entry.device, name: entry.command, id: sent.command.id))

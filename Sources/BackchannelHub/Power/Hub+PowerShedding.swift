@@ -190,7 +190,7 @@ extension Hub {
             documents.append(
                 PowerDocument(
                     kind: PowerKind.sheddingDecision,
-                    key: "\(policy.device)/\(now.milliseconds)/\(decision.trigger.rawValue)",
+                    key: "\(policy.device)/\(MessageID.make(at: now))",
                     tenant: tenant, device: policy.device, at: now, body: try Self.json(record)))
         }
         try await store.putPowerDocuments(documents)

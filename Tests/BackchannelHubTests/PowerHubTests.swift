@@ -1,0 +1,170 @@
+import BackchannelPower
+import BackchannelProtocol
+import BackchannelSQLite
+import BackchannelStore
+import Foundation
+import Testing
+
+@testable import BackchannelHub
+
+/// The power applications inside the hub: what polls feed them, what they store, and what
+/// survives a restart. End-to-end behaviour with real devices is in Tests/e2e/test_power.py.
+@Suite struct PowerHubTests {
+    static let t0 = Timestamp(milliseconds: 1_800_000_000_000)
+
+    static func event(_ id: String, _ name: String, at: Timestamp = t0, _ data: JSONValue) -> UplinkItem {
+        UplinkItem(id: id, kind: .event, name: name, at: at, data: data)
+    }
+
+    static func interval(_ id: String, start: Timestamp, kWh: Double) -> UplinkItem {
+        UplinkItem(
+            id: id, kind: .reading, name: "interval", at: start.adding(seconds: 900),
+            data: ["start": .string(start.description), "seconds": 900, "kWh": .number(kWh), "kvarh": 0.25])
+    }
+
+    @Test func intervalReadingsBecomeIntervalDataAndAResendReplaces() async throws {
+        let h = try HubHarness()
+        let token = try await h.provision("m1")
+        let q0 = Self.t0
+        let q1 = Self.t0.adding(seconds: 900)
+        let refused = UplinkItem(
+            id: "iv-bad", kind: .reading, name: "interval", at: q0, data: ["start": "yesterday", "kWh": 1])
+        _ = try await h.poll(
+            makePoll(
+                "m1", seq: 1,
+                uplink: [Self.interval("iv-0", start: q0, kWh: 1.5), Self.interval("iv-1", start: q1, kWh: 2), refused]),
+            token: token)
+        var stored = try await h.store.intervals(device: "m1", startingIn: q0..<q0.adding(seconds: 3600))
+        #expect(stored.map(\.kWh) == [1.5, 2])
+        #expect(stored.map(\.kvarh) == [0.25, 0.25])
+        // The refused item is still stored as uplink: nothing a device sent is lost.
+        let uplink = try await h.store.uplink(device: "m1", kind: .reading, after: nil, limit: 10)
+        #expect(Set(uplink.map(\.item.id)) == ["iv-0", "iv-1", "iv-bad"])
+        // The meter corrects an interval: the same start replaces it.
+        _ = try await h.poll(
+            makePoll("m1", seq: 2, uplink: [Self.interval("iv-1b", start: q1, kWh: 2.25)]), token: token)
+        stored = try await h.store.intervals(device: "m1", startingIn: q0..<q0.adding(seconds: 3600))
+        #expect(stored.map(\.kWh) == [1.5, 2.25])
+    }
+
+    @Test func anEnergyRegisterGoingBackwardsIsFlaggedButABillingResetIsNot() async throws {
+        let h = try HubHarness()
+        let token = try await h.provision("m1")
+        func meter(_ id: String, _ kWh: Double, at seconds: Double, resetAt: Double? = nil) -> UplinkItem {
+            var data: [String: JSONValue] = ["kWh": .number(kWh), "kW": 1]
+            if let resetAt { data["resetAt"] = .string(Self.t0.adding(seconds: resetAt).description) }
+            return UplinkItem(
+                id: id, kind: .reading, name: "meter", at: Self.t0.adding(seconds: seconds), data: .object(data))
+        }
+        _ = try await h.poll(makePoll("m1", seq: 1, uplink: [meter("r1", 1000, at: 0)]), token: token)
+        _ = try await h.poll(makePoll("m1", seq: 2, uplink: [meter("r2", 1000.0005, at: 60)]), token: token)
+        #expect(try await h.hub.tamperFlags(tenant: "default", device: "m1", limit: 10).isEmpty)
+        // 1000.0005 → 990: 10 kWh less, far beyond the 0.001 kWh tolerance.
+        _ = try await h.poll(makePoll("m1", seq: 3, uplink: [meter("r3", 990, at: 120)]), token: token)
+        let flags = try await h.hub.tamperFlags(tenant: "default", device: "m1", limit: 10)
+        #expect(flags.map(\.kind) == [.registerBackwards])
+        #expect(flags.first?.severity == .critical)
+        // A billing reset between the readings explains the drop to zero.
+        _ = try await h.poll(makePoll("m1", seq: 4, uplink: [meter("r4", 0, at: 180, resetAt: 170)]), token: token)
+        #expect(try await h.hub.tamperFlags(tenant: "default", device: "m1", limit: 10).count == 1)
+    }
+
+    @Test func oneIdentityPollingFromTwoPlacesIsFlagged() async throws {
+        let h = try HubHarness()
+        let token = try await h.provision("m1")
+        try await Hub.$contactAddress.withValue("192.0.2.10") {
+            _ = try await h.poll(makePoll("m1", seq: 1), token: token)
+        }
+        h.clock.advance(seconds: 61)
+        // 61 s later from elsewhere: outside the 60 s window, a move and not a clone.
+        try await Hub.$contactAddress.withValue("198.51.100.7") {
+            _ = try await h.poll(makePoll("m1", seq: 2), token: token)
+        }
+        h.clock.advance(seconds: 5)
+        try await Hub.$contactAddress.withValue("192.0.2.10") {
+            _ = try await h.poll(makePoll("m1", seq: 3), token: token)
+        }
+        try await waitUntil("the dual-presence flag is stored") {
+            try await !h.hub.tamperFlags(tenant: "default", device: "m1", limit: 10).isEmpty
+        }
+        let flags = try await h.hub.tamperFlags(tenant: "default", device: "m1", limit: 10)
+        #expect(flags.map(\.kind) == [.dualPresence])
+        #expect(flags.first?.detail.contains("198.51.100.7") == true)
+    }
+
+    @Test func anOutageWithoutRestorationClosesWhenTheDeviceIsHeardFromAgain() async throws {
+        let h = try HubHarness()
+        let token = try await h.provision("m1")
+        _ = try await h.poll(
+            makePoll("m1", seq: 1, uplink: [Self.event("lg", "power.lost", ["at": .string(Self.t0.description)])]),
+            token: token)
+        #expect(try await h.hub.outages(tenant: "default", device: "m1", openOnly: true, limit: 10).count == 1)
+        // A poll inside the last-gasp grace (the dying meter's capacitor) does not close it.
+        h.clock.advance(seconds: Hub.lastGaspGrace)
+        _ = try await h.poll(makePoll("m1", seq: 2), token: token)
+        #expect(try await h.hub.outages(tenant: "default", device: "m1", openOnly: true, limit: 10).count == 1)
+        h.clock.advance(seconds: 50)
+        _ = try await h.poll(makePoll("m1", seq: 3), token: token)
+        let records = try await h.hub.outages(tenant: "default", device: "m1", openOnly: false, limit: 10)
+        #expect(records.count == 1)
+        #expect(records.first?.restoredBy == .contact)
+        #expect(records.first?.end == Self.t0.adding(seconds: Hub.lastGaspGrace + 50))
+        // The late power.restored revises the end of the same record instead of adding one.
+        let restoredAt = Self.t0.adding(seconds: 30)
+        _ = try await h.poll(
+            makePoll(
+                "m1", seq: 4,
+                uplink: [
+                    Self.event(
+                        "pr", "power.restored", at: restoredAt,
+                        ["at": .string(restoredAt.description), "lostAt": .string(Self.t0.description)])
+                ]),
+            token: token)
+        let revised = try await h.hub.outages(tenant: "default", device: "m1", openOnly: false, limit: 10)
+        #expect(revised.count == 1)
+        #expect(revised.first?.end == restoredAt)
+        #expect(revised.first?.restoredBy == .powerRestored)
+    }
+
+    @Test func aBrokenTopologyDeclarationIsReportedNotFatal() async throws {
+        let h = try HubHarness()
+        for (seq, (id, parent)) in [("a", "b"), ("b", "a"), ("c", "ghost"), ("d", "c")].enumerated() {
+            let token = try await h.provision(id)
+            _ = try await h.poll(
+                makePoll(
+                    id, seq: Int64(seq + 1),
+                    uplink: [Self.event("t", "topology", ["role": "branch", "parent": .string(parent)])]),
+                token: token)
+        }
+        let view = try await h.hub.topology(tenant: "default")
+        #expect(view.nodes.count == 4)
+        #expect(view.problems.contains("c: parent ghost has not declared itself"))
+        #expect(view.problems.contains { $0.contains("closes a cycle") })
+        // d stays under c; c and one of the cycle became roots.
+        #expect(view.nodes.first { $0.id == "d" }?.parent == "c")
+        #expect(view.roots.contains("c"))
+    }
+
+    @Test func aShedLoadIsRestoredAfterAHubRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bc-hub-\(UUID().uuidString)")
+        var h = try HubHarness(directory: directory)
+        try await h.provision("m1")
+        let schedule = PriceLimitSchedule(timeZone: "UTC", defaultLimit: 0.5, windows: [])
+        _ = try await h.hub.putSheddingPolicy(device: "m1", schedule: schedule, tenant: "default")
+        let shed = try await h.hub.updatePrice(0.9, at: h.clock.now(), source: "test", tenant: "default")
+        #expect(shed.map(\.decision.action) == [.shed])
+        let shedCommand = try #require(shed.first?.command)
+        #expect(try await h.hub.command(shedCommand).name == "shed")
+
+        // A new hub on the same database knows the load is shed: a lower price restores it.
+        h = try HubHarness(directory: directory)
+        h.clock.advance(seconds: 60)
+        let restored = try await h.hub.updatePrice(0.4, at: h.clock.now(), source: "test", tenant: "default")
+        #expect(restored.map(\.decision.action) == [.restore])
+        #expect(restored.first?.decision.reason.contains("is below the 0.50") == true)
+        let restoreCommand = try #require(restored.first?.command)
+        #expect(try await h.hub.command(restoreCommand).name == "restore")
+        let log = try await h.hub.sheddingDecisions(tenant: "default", device: "m1", limit: 10)
+        #expect(log.map(\.decision.action) == [.restore, .shed])
+    }
+}
