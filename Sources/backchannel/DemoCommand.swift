@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackchannelClient
 import BackchannelHub
 import BackchannelProtocol
 import BackchannelSimulator
@@ -28,10 +29,19 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Long-poll seconds the meters ask for (0: periodic polling).")
     var longPoll: Double = 25
 
+    @Option(help: "Branch IEDs of the demo feeder (the first meter is its master IED).")
+    var branches = 3
+
+    @Flag(help: "Skip the tour of the power applications (tariffs, shedding, PQ alerts, outages).")
+    var noTour = false
+
     func validate() throws {
         guard (1...10_000).contains(devices) else { throw ValidationError("--devices must be 1-10000") }
         guard interval >= 0.1, interval <= 86400 else { throw ValidationError("--interval must be 0.1-86400 seconds") }
         guard longPoll >= 0, longPoll <= 600 else { throw ValidationError("--long-poll must be 0-600 seconds") }
+        guard branches >= 1, branches + 4 <= devices else {
+            throw ValidationError("--branches must be at least 1 and leave 4 meters for loads and generators")
+        }
     }
 
     func run() async throws {
@@ -44,10 +54,18 @@ struct DemoCommand: AsyncParsableCommand {
         )
         fleetConfiguration.interval = interval
         fleetConfiguration.longPoll = longPoll
+        // A feeder with real household load profiles, a week of interval history, and two KYZ
+        // transport boxes at the end.
+        fleetConfiguration.feeder = FeederLayout(branches: branches, generatorEvery: 4)
+        fleetConfiguration.historyDays = 7
+        fleetConfiguration.transportBoxes = min(2, devices - branches - 4)
+        fleetConfiguration.loadData = LoadDataFile.locate().map { URL(fileURLWithPath: $0) }
+        fleetConfiguration.timeZone = TimeZone(identifier: hubOptions.timeZone) ?? fleetConfiguration.timeZone
         // billing.* runs only when signed by the demo's utility key (keys/utility.key).
         fleetConfiguration.trustPolicy = try DemoTrust.prepare(in: running.dataDirectory).trustPolicy
         let fleet = FleetService(
-            configuration: fleetConfiguration, urls: urls, logger: Logger(label: "backchannel.sim"))
+            configuration: fleetConfiguration, urls: urls, logger: Logger(label: "backchannel.sim"),
+            tour: noTour ? nil : hubOptions.timeZone)
         print("starting the demo hub (data in \(running.dataDirectory.path)) …")
         fflush(nil)
         try await running.serve(extraServices: [fleet]) { url in
@@ -62,6 +80,8 @@ struct FleetService: Service {
     let configuration: FleetConfiguration
     let urls: AsyncStream<String>
     let logger: Logger
+    /// Run the power tour, in this time zone.
+    let tour: String?
 
     func run() async throws {
         var configuration = self.configuration
@@ -73,6 +93,16 @@ struct FleetService: Service {
         let keyPath = configuration.stateDirectory.deletingLastPathComponent().appendingPathComponent(
             "keys/utility.key"
         ).path
+        if let timeZone = tour {
+            let api = OperatorClient(hubURL: url, token: configuration.operatorToken ?? "")
+            Task {
+                await DemoPowerTour(api: api, timeZone: timeZone, ids: configuration.deviceIDs) { line in
+                    print(line)
+                    fflush(nil)
+                }.run()
+                try? await api.shutdown()
+            }
+        }
         print(
             """
 
@@ -85,6 +115,14 @@ struct FleetService: Service {
               swift run backchannel readings \(first)\(hubFlag)
               swift run backchannel commands\(hubFlag)
               swift run backchannel send \(first) billing.reset --sign-key \(keyPath) --wait\(hubFlag)
+              swift run backchannel power topology\(hubFlag)
+              swift run backchannel power bill --device \(first) --tariff-id general-tou\(hubFlag)
+              swift run backchannel power price 0.95\(hubFlag)
+              swift run backchannel send \(configuration.deviceIDs[1]) pq.inject --arg kind=dip --wait\(hubFlag)
+              swift run backchannel power alerts\(hubFlag)
+              swift run backchannel send \(configuration.deviceIDs.last ?? first) outage.inject --arg seconds=20\(hubFlag)
+              swift run backchannel power outages\(hubFlag)
+              swift run backchannel power reliability\(hubFlag)
               swift run backchannel watch\(hubFlag)
               curl -s \(url)/metrics
 

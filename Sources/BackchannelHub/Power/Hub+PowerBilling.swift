@@ -52,12 +52,14 @@ public struct SupplierChoiceOutcome: Sendable, Hashable, Codable {
 }
 
 extension Hub {
-    /// A period from `from`/`to` (RFC 3339): default the `defaultDays` days before now,
-    /// aligned down to a quarter hour; at most 400 days.
-    func powerPeriod(from: Timestamp?, to: Timestamp?, defaultDays: Double = 30) throws(HubError) -> Range<Timestamp> {
+    /// A period from `from`/`to` (RFC 3339): default the `defaultDays` days before now
+    /// (aligned down to a quarter hour when `aligned`, for interval data); at most 400 days.
+    func powerPeriod(from: Timestamp?, to: Timestamp?, defaultDays: Double = 30, aligned: Bool = true) throws(HubError)
+        -> Range<Timestamp>
+    {
         let quarter: Int64 = 900_000
         let now = clock.now()
-        let end = to ?? Timestamp(milliseconds: now.milliseconds / quarter * quarter)
+        let end = to ?? (aligned ? Timestamp(milliseconds: now.milliseconds / quarter * quarter) : now)
         let start = from ?? end.adding(seconds: -defaultDays * 86_400)
         guard start < end else { throw HubError.malformed("from: must be before to") }
         guard end.seconds(since: start) <= 400 * 86_400 else { throw HubError.malformed("from/to: at most 400 days") }

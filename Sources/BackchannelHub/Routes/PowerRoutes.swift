@@ -169,7 +169,8 @@ extension Hub {
         }
         api.get("reliability") { request, context -> Response in
             let who = try context.require(.readOperations)
-            let range = try self.powerPeriod(from: try request.timeQuery("from"), to: try request.timeQuery("to"))
+            let range = try self.powerPeriod(
+                from: try request.timeQuery("from"), to: try request.timeQuery("to"), aligned: false)
             return try jsonResponse(try await self.reliability(tenant: who.tenant, in: range))
         }
         api.get("tamper") { request, context -> Response in
