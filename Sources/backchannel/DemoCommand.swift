@@ -29,7 +29,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Long-poll seconds the meters ask for (0: periodic polling).")
     var longPoll: Double = 25
 
-    @Option(help: "Branch IEDs of the demo feeder (the first meter is its master IED).")
+    @Option(help: "Branch IEDs of the demo feeder (the first meter is its master IED; fewer in a small fleet).")
     var branches = 3
 
     @Flag(help: "Skip the tour of the power applications (tariffs, shedding, PQ alerts, outages).")
@@ -39,9 +39,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard (1...10_000).contains(devices) else { throw ValidationError("--devices must be 1-10000") }
         guard interval >= 0.1, interval <= 86400 else { throw ValidationError("--interval must be 0.1-86400 seconds") }
         guard longPoll >= 0, longPoll <= 600 else { throw ValidationError("--long-poll must be 0-600 seconds") }
-        guard branches >= 1, branches + 4 <= devices else {
-            throw ValidationError("--branches must be at least 1 and leave 4 meters for loads and generators")
-        }
+        guard (1...100).contains(branches) else { throw ValidationError("--branches must be 1-100") }
     }
 
     func run() async throws {
@@ -56,9 +54,11 @@ struct DemoCommand: AsyncParsableCommand {
         fleetConfiguration.longPoll = longPoll
         // A feeder with real household load profiles, a week of interval history, and two KYZ
         // transport boxes at the end.
-        fleetConfiguration.feeder = FeederLayout(branches: branches, generatorEvery: 4)
+        // A small fleet gets fewer branches: at least one load under each.
+        let branchCount = max(1, min(branches, (devices - 1) / 2))
+        fleetConfiguration.feeder = FeederLayout(branches: branchCount, generatorEvery: 4)
         fleetConfiguration.historyDays = 7
-        fleetConfiguration.transportBoxes = min(2, devices - branches - 4)
+        fleetConfiguration.transportBoxes = max(0, min(2, devices - branchCount - 4))
         fleetConfiguration.loadData = LoadDataFile.locate().map { URL(fileURLWithPath: $0) }
         fleetConfiguration.timeZone = TimeZone(identifier: hubOptions.timeZone) ?? fleetConfiguration.timeZone
         // billing.* runs only when signed by the demo's utility key (keys/utility.key).
