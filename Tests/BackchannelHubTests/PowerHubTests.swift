@@ -126,6 +126,22 @@ import Testing
         #expect(revised.first?.restoredBy == .powerRestored)
     }
 
+    @Test func eventsWithBadContentDoNotFailThePoll() async throws {
+        let h = try HubHarness()
+        let token = try await h.provision("m1")
+        let later = Self.t0.adding(seconds: 60)
+        let items = [
+            Self.event("p1", "price", ["price": "cheap"]),
+            // Restored before it was lost: refused by the outage tracker.
+            Self.event(
+                "r1", "power.restored", ["at": .string(Self.t0.description), "lostAt": .string(later.description)]),
+            Self.event("q1", "pq", ["kind": 12]),
+        ]
+        let response = try await h.poll(makePoll("m1", seq: 1, uplink: items), token: token)
+        #expect(Set(response.stored) == ["p1", "r1", "q1"])
+        #expect(try await h.hub.outages(tenant: "default", device: "m1", openOnly: false, limit: 10).isEmpty)
+    }
+
     @Test func aBrokenTopologyDeclarationIsReportedNotFatal() async throws {
         let h = try HubHarness()
         for (seq, (id, parent)) in [("a", "b"), ("b", "a"), ("c", "ghost"), ("d", "c")].enumerated() {

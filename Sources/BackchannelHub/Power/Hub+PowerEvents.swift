@@ -141,7 +141,13 @@ extension Hub {
         let device = event.device
         var tracker = OutageTracker()
         if let stored = try await store.powerDocument(kind: PowerKind.outageTracker, key: device) {
-            tracker = try WireJSON.decode(OutageTracker.self, from: WireJSON.encode(stored.body))
+            do {
+                tracker = try WireJSON.decode(OutageTracker.self, from: WireJSON.encode(stored.body))
+            } catch {
+                logger.error(
+                    "a stored outage tracker cannot be read; starting a new one",
+                    metadata: ["device": "\(device)", "error": "\(error)"])
+            }
         }
         let notification: OutageNotification?
         do {

@@ -2,6 +2,7 @@ public import BackchannelPower
 public import BackchannelProtocol
 import BackchannelStore
 import Foundation
+import HTTPTypes
 import Logging
 import Synchronization
 
@@ -77,21 +78,36 @@ extension Hub {
         }
         // Events that act: outages, power quality (alerts), prices (shedding).
         for item in request.uplink where item.kind == .event {
-            switch item.name {
-            case "power.lost", "power.restored":
-                try await handleOutageEvent(device: device, item, tenant: try await owner(), at: now)
-            case "pq":
-                try await handlePQEvent(device: device, item, tenant: try await owner(), at: now)
-            case "price":
-                guard let price = item.data["price"]?.doubleValue, price.isFinite, price >= 0, price < 1_000_000 else {
-                    logger.warning("a price event without a valid price", metadata: ["device": "\(device)"])
+            do {
+                switch item.name {
+                case "power.lost", "power.restored":
+                    try await handleOutageEvent(device: device, item, tenant: try await owner(), at: now)
+                case "pq":
+                    try await handlePQEvent(device: device, item, tenant: try await owner(), at: now)
+                case "price":
+                    guard let price = item.data["price"]?.doubleValue, price.isFinite, price >= 0, price < 1_000_000
+                    else {
+                        throw PowerInputError("price: must be a number from 0 to 1000000")
+                    }
+                    try await updatePrice(price, at: item.at, source: "device:\(device)", tenant: try await owner())
+                default:
                     continue
                 }
-                try await updatePrice(price, at: item.at, source: "device:\(device)", tenant: try await owner())
-            default:
-                continue
+            } catch let error where Self.isContentError(error) {
+                // The item's content, not the store: retrying cannot help, so it must not
+                // fail the poll (the item is kept as uplink all the same).
+                logger.warning(
+                    "a power event was not applied",
+                    metadata: ["device": "\(device)", "event": "\(item.name)", "error": "\(error)"])
             }
         }
+    }
+
+    /// Whether an error comes from what a device sent (bad values, an undecodable document)
+    /// rather than from the store.
+    static func isContentError(_ error: any Error) -> Bool {
+        if let error = error as? HubError { return error.status.code < 500 }
+        return error is PowerInputError || error is DecodingError || error is EncodingError
     }
 
     /// An `interval` reading's data: `{start, seconds?, kWh, kvarh?}`.
