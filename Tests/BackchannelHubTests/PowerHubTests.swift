@@ -95,10 +95,12 @@ import Testing
     @Test func anOutageWithoutRestorationClosesWhenTheDeviceIsHeardFromAgain() async throws {
         let h = try HubHarness()
         let token = try await h.provision("m1")
+        let subscription = h.hub.events.subscribe()
         _ = try await h.poll(
             makePoll("m1", seq: 1, uplink: [Self.event("lg", "power.lost", ["at": .string(Self.t0.description)])]),
             token: token)
         #expect(try await h.hub.outages(tenant: "default", device: "m1", openOnly: true, limit: 10).count == 1)
+
         // A poll inside the last-gasp grace (the dying meter's capacitor) does not close it.
         h.clock.advance(seconds: Hub.lastGaspGrace)
         _ = try await h.poll(makePoll("m1", seq: 2), token: token)
@@ -124,6 +126,11 @@ import Testing
         #expect(revised.count == 1)
         #expect(revised.first?.end == restoredAt)
         #expect(revised.first?.restoredBy == .powerRestored)
+        // Subscribers to the event stream were told each change (the stream ends at shutdown).
+        h.hub.shutdown()
+        var told: [String] = []
+        for await event in subscription where event.type == .power { told.append(event.detail ?? "") }
+        #expect(told == ["outage.opened", "outage.closed", "outage.revised"])
     }
 
     @Test func eventsWithBadContentDoNotFailThePoll() async throws {
