@@ -406,13 +406,16 @@ enum CivilDate {
     }
 }
 
-/// SplitMix64: a small, fast, seedable generator, the same on every platform.
-struct SplitMix64: Sendable {
+/// SplitMix64: a small, fast, seedable generator, the same on every platform (load profile
+/// variants, simulated meters' noise).
+public struct SplitMix64: Sendable {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    /// Creates a generator whose stream is fixed by `seed`.
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -421,5 +424,5 @@ struct SplitMix64: Sendable {
     }
 
     /// A uniform value in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / 9_007_199_254_740_992 }
+    public mutating func unit() -> Double { Double(next() >> 11) / 9_007_199_254_740_992 }
 }

@@ -13,7 +13,7 @@ public final class MeterModel: Sendable {
         var firmware: String?
         var interval: Double
         var clockSkew: Double
-        var rng: SplitMix
+        var rng: SplitMix64
         var consumptionFactor = 1.0
         var supplier: String?
         var alerts: [String] = []
@@ -33,7 +33,7 @@ public final class MeterModel: Sendable {
         seed: UInt64, interval: Double, clockSkew: Double = 0, now: Timestamp = .now(), profile: LoadProfile? = nil,
         timeZone: TimeZone = TimeZone(identifier: "UTC")!
     ) {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         self.profile = profile
         self.timeZone = timeZone
         self.baseLoad = 0.5 + rng.unit() * 4.5
@@ -161,22 +161,4 @@ extension MeterModel {
         let kWh = demand(at: start) * 0.25 * scale
         return IntervalReading(start: start, seconds: 900, kWh: kWh, kvarh: kWh * 0.329)
     }
-}
-
-/// A small deterministic random generator (SplitMix64).
-struct SplitMix: Sendable {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform value in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -334,12 +334,37 @@ struct PowerAlerts: AsyncParsableCommand {
 struct PowerTamper: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tamper",
-        abstract: "Tamper and fraud flags: registers going backwards, clock jumps, one identity in two places.")
+        abstract:
+            "Tamper and fraud flags: registers going backwards, sub-meters off their master, clock jumps, clones.",
+        discussion: """
+            On files: --registers R.csv (device,at,kWh) flags energy registers going backwards;             --submeters G.json ({"master", "masterReadings": [intervals], "submeters": {"id": [intervals]}})             compares a master meter with the sum of its sub-meters, quarter hour by quarter hour.             Without files, lists the flags the hub raised.
+            """
+    )
 
-    @Option(help: "Only this device's.") var device: String?
+    @Option(help: "Register readings CSV: device,at,kWh.") var registers: String?
+    @Option(help: "A master meter and its sub-meters, JSON.") var submeters: String?
+    @Option(help: "At the hub: only this device's.") var device: String?
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
+        if let registers {
+            let text = try readText(registers, what: "--registers")
+            return try printJSON(
+                try computing("--registers \(registers)") {
+                    try TamperDetector.registerBackwards(try RegisterReading.parseCSV(text))
+                })
+        }
+        if let submeters {
+            let data = try readData(submeters, what: "--submeters")
+            let group: SubmeterGroup
+            do {
+                group = try WireJSON.decode(SubmeterGroup.self, from: data)
+            } catch {
+                throw CLIError("--submeters \(submeters): \(WireJSON.describe(error))")
+            }
+            return try printJSON(
+                try computing("--submeters \(submeters)") { try TamperDetector.submeterImbalance(group) })
+        }
         printHubBody(try await withClient(client) { try await $0.power(.GET, "/tamper", query: ["device": device]) })
     }
 }

@@ -149,6 +149,85 @@ import Testing
         #expect(try await h.hub.outages(tenant: "default", device: "m1", openOnly: false, limit: 10).isEmpty)
     }
 
+    static func flat(_ name: String, rate: Decimal) -> Tariff {
+        Tariff(
+            name: name, timeZone: "UTC", periods: ["all"],
+            energyWeekdaySchedule: Array(repeating: Array(repeating: 0, count: 24), count: 12),
+            energyWeekendSchedule: Array(repeating: Array(repeating: 0, count: 24), count: 12), energyRates: [rate],
+            fixedChargePerMonth: 0)
+    }
+
+    @Test func supplierOffersPushedOrPolledAreComparedOnTheDevicesOwnProfile() async throws {
+        let h = try HubHarness()
+        let meter = try await h.provision("m1")
+        let supplier = try await h.provision("supplier-beta")
+        // Four quarter hours of 1 kWh: 4 kWh.
+        let intervals = (0..<4).map {
+            Self.interval("iv-\($0)", start: Self.t0.adding(seconds: Double($0) * 900), kWh: 1)
+        }
+        _ = try await h.poll(makePoll("m1", seq: 1, uplink: intervals), token: meter)
+        // Alpha pushes its offer through the API; Beta's own device polls the hub with its offer.
+        _ = try await h.hub.putOffer(
+            SupplierOffer(supplier: "Alpha", offerID: "A1", tariff: Self.flat("Alpha flat", rate: 0.20)),
+            tenant: "default", source: "operator:test")
+        let offer = try WireJSON.decode(
+            JSONValue.self,
+            from: WireJSON.encode(
+                SupplierOffer(supplier: "Beta", offerID: "B1", tariff: Self.flat("Beta flat", rate: 0.15))))
+        _ = try await h.poll(
+            makePoll("supplier-beta", seq: 1, uplink: [Self.event("o1", "supplier.offer", offer)]), token: supplier)
+        #expect(
+            Set(try await h.hub.offers(tenant: "default").map(\.source)) == ["operator:test", "device:supplier-beta"])
+
+        // Alpha: 4 kWh × 0.20 = 0.80; Beta: 4 × 0.15 = 0.60, an average of 0.15 ≤ the 0.50 ceiling.
+        let period = (from: Self.t0, to: Self.t0.adding(seconds: 3600))
+        let chosen = try await h.hub.chooseSupplier(
+            device: "m1",
+            SupplierChoiceBody(
+                from: period.from, to: period.to, ceilingPerKWh: 0.5, currentSupplier: nil, offers: nil, send: nil),
+            tenant: "default", origin: "operator:test")
+        #expect(chosen.choice.decision == .switchSupplier)
+        #expect(chosen.choice.ranking.map(\.total) == [0.60, 0.80])
+        let switchCommand = try #require(chosen.command)
+        #expect(switchCommand.name == "switch-supplier")
+        #expect(switchCommand.args["supplier"] == "Beta")
+        #expect(switchCommand.args["offerID"] == "B1")
+
+        // Every offer above a 0.10 ceiling: reduce consumption instead.
+        let reduced = try await h.hub.chooseSupplier(
+            device: "m1",
+            SupplierChoiceBody(
+                from: period.from, to: period.to, ceilingPerKWh: 0.10, currentSupplier: nil, offers: nil, send: nil),
+            tenant: "default", origin: "operator:test")
+        #expect(reduced.choice.decision == .reduceConsumption)
+        #expect(reduced.command?.name == "reduce-consumption")
+    }
+
+    @Test func subMetersThatDoNotAddUpToTheirMasterAreFlagged() async throws {
+        let h = try HubHarness()
+        let start = Timestamp(milliseconds: Self.t0.milliseconds / 900_000 * 900_000)
+        // A master meter with two sub-meters; over two quarter hours the master reads 10 kWh each,
+        // the sub-meters 4 + 5.9 = 9.9 (1 % off: within the 2 % tolerance) and then 4 + 5 = 9
+        // (10 % off and 1 kWh > the 0.05 kWh floor: flagged).
+        let readings: [String: [Double]] = ["main": [10, 10], "sub-a": [4, 4], "sub-b": [5.9, 5]]
+        for (seq, id) in ["main", "sub-a", "sub-b"].enumerated() {
+            let token = try await h.provision(id)
+            var uplink = readings[id]!.enumerated().map { index, kWh in
+                Self.interval("iv-\(index)", start: start.adding(seconds: Double(index) * 900), kWh: kWh)
+            }
+            let role: JSONValue = id == "main" ? "master" : "meter"
+            var declaration: [String: JSONValue] = ["role": role]
+            if id != "main" { declaration["parent"] = "main" }
+            uplink.append(Self.event("t", "topology", .object(declaration)))
+            _ = try await h.poll(makePoll(id, seq: Int64(seq + 1), uplink: uplink), token: token)
+        }
+        h.clock.advance(seconds: 3600)
+        await h.hub.checkSubmeterBalance()
+        let flags = try await h.hub.tamperFlags(tenant: "default", device: "main", limit: 10)
+        #expect(flags.map(\.kind) == [.submeterImbalance])
+        #expect(flags.first?.at == start.adding(seconds: 900))
+    }
+
     @Test func aBrokenTopologyDeclarationIsReportedNotFatal() async throws {
         let h = try HubHarness()
         for (seq, (id, parent)) in [("a", "b"), ("b", "a"), ("c", "ghost"), ("d", "c")].enumerated() {

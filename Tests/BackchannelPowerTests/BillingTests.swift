@@ -3,25 +3,6 @@ import BackchannelProtocol
 import Foundation
 import Testing
 
-private func at(_ text: String) throws -> Timestamp {
-    try #require(Timestamp(rfc3339: text))
-}
-
-private func dec(_ text: String) -> Decimal {
-    Decimal(string: text)!
-}
-
-private func message(_ body: () throws -> Void) -> String? {
-    do {
-        try body()
-        return nil
-    } catch let error as PowerInputError {
-        return error.message
-    } catch {
-        return "unexpected \(error)"
-    }
-}
-
 /// A 12-month schedule giving `period(hour)` in every month.
 private func schedule(_ period: (Int) -> Int) -> [[Int]] {
     Array(repeating: (0..<24).map(period), count: 12)

@@ -3,21 +3,6 @@ import BackchannelProtocol
 import Foundation
 import Testing
 
-private func at(_ text: String) throws -> Timestamp {
-    try #require(Timestamp(rfc3339: text))
-}
-
-private func message(_ body: () throws -> Void) -> String? {
-    do {
-        try body()
-        return nil
-    } catch let error as PowerInputError {
-        return error.message
-    } catch {
-        return "unexpected \(error)"
-    }
-}
-
 @Suite("Interval CSV and gaps")
 struct IntervalSeriesTests {
     @Test("start column, optional kvarh, seconds default 900, rows sorted")

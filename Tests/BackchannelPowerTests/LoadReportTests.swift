@@ -3,14 +3,6 @@ import BackchannelProtocol
 import Foundation
 import Testing
 
-private func at(_ text: String) throws -> Timestamp {
-    try #require(Timestamp(rfc3339: text))
-}
-
-private func dec(_ text: String) -> Decimal {
-    Decimal(string: text)!
-}
-
 /// 15-minute intervals from 2026-07-15T00:00Z with the given kWh (`nil` leaves a gap).
 private func profile(_ kWh: [Double?], kvarh: Double? = nil) throws -> [IntervalReading] {
     let start = try at("2026-07-15T00:00:00Z")

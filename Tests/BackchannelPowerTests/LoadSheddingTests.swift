@@ -3,8 +3,6 @@ import BackchannelProtocol
 import Foundation
 import Testing
 
-private func dec(_ text: String) -> Decimal { Decimal(string: text)! }
-
 private func time(_ text: String) throws -> Timestamp { try #require(Timestamp(rfc3339: text)) }
 
 /// The seed schedule in New York: 0.80 $/kWh 06:00–18:00 local, 0.60 otherwise.

@@ -26,24 +26,9 @@ private func ieeeTree() throws -> FeederTree {
     ])
 }
 
-private func at(_ text: String) throws -> Timestamp {
-    try #require(Timestamp(rfc3339: text))
-}
-
 private func close(_ actual: Double?, _ expected: Double, within tolerance: Double = 1e-9) -> Bool {
     guard let actual else { return false }
     return abs(actual - expected) <= tolerance
-}
-
-private func failure(_ body: () throws -> Void) -> String? {
-    do {
-        try body()
-        return nil
-    } catch let error as PowerInputError {
-        return error.message
-    } catch {
-        return "unexpected \(error)"
-    }
 }
 
 /// The worked example's outages (CSV) over the period 2026-01-01T00:00Z – 2026-01-02T00:00Z, T = 24 h.
@@ -259,26 +244,26 @@ struct ReliabilityTests {
     @Test("input validation names the line or record")
     func validation() throws {
         #expect(
-            failure { _ = try ReliabilityOutage.parseCSV("device,start,end\nL1,yesterday,\n") }
+            message { _ = try ReliabilityOutage.parseCSV("device,start,end\nL1,yesterday,\n") }
                 == "line 2, start: \"yesterday\" is not an RFC 3339 time")
         #expect(
-            failure {
+            message {
                 _ = try ReliabilityOutage.parseCSV(
                     "device,start,end\nL1,2026-01-01T10:00:00Z,2026-01-01T09:00:00Z\n")
             }
                 == "line 2: end 2026-01-01T09:00:00.000Z is not after start 2026-01-01T10:00:00.000Z")
         #expect(
-            failure { _ = try ReliabilityOutage.parseCSV("device,start\nL1,2026-01-01T10:00:00Z\n") }?
+            message { _ = try ReliabilityOutage.parseCSV("device,start\nL1,2026-01-01T10:00:00Z\n") }?
                 .hasPrefix("no column named end") == true)
         let start = try at("2026-01-01T00:00:00Z")
         #expect(
-            failure {
+            message {
                 _ = try ieeeTree().reliability(
                     outages: [ReliabilityOutage(device: "X9", start: start)], periodStart: start,
                     periodEnd: start.adding(seconds: 3600))
             } == "outage 1 at X9: device is not in the feeder tree")
         #expect(
-            failure { _ = try ieeeTree().reliability(outages: [], periodStart: start, periodEnd: start) }
+            message { _ = try ieeeTree().reliability(outages: [], periodStart: start, periodEnd: start) }
                 == "reliability: period end 2026-01-01T00:00:00.000Z is not after its start 2026-01-01T00:00:00.000Z"
         )
         let json = Data(
@@ -288,13 +273,13 @@ struct ReliabilityTests {
                 ReliabilityOutage(device: "L1", start: at("2026-01-01T10:00:00Z"))
             ])
         #expect(
-            failure { _ = try ReliabilityOutage.decodeJSON(Data(#"[{"device": "L1"}]"#.utf8)) }
+            message { _ = try ReliabilityOutage.decodeJSON(Data(#"[{"device": "L1"}]"#.utf8)) }
                 == "outages: [0].start is missing")
         // An outage record with an unknown start cannot be used.
         let record = OutageRecord(
             id: "L1/restored", device: "L1", start: nil, end: start, lastGasp: false)
         #expect(
-            failure { _ = try ReliabilityOutage(record) }
+            message { _ = try ReliabilityOutage(record) }
                 == "outage L1/restored: the start is unknown (no last gasp and no lostAt)")
     }
 }

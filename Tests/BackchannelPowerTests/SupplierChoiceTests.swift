@@ -3,14 +3,6 @@ import BackchannelProtocol
 import Foundation
 import Testing
 
-private func at(_ text: String) throws -> Timestamp {
-    try #require(Timestamp(rfc3339: text))
-}
-
-private func dec(_ text: String) -> Decimal {
-    Decimal(string: text)!
-}
-
 /// A flat UTC tariff.
 private func flat(_ name: String, rate: String, fixed: String, demand: String? = nil) -> Tariff {
     let hours = Array(repeating: Array(repeating: 0, count: 24), count: 12)

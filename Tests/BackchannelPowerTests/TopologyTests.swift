@@ -28,17 +28,6 @@ private func time(_ text: String) throws -> Timestamp {
     try #require(Timestamp(rfc3339: text))
 }
 
-private func message(_ body: () throws -> Void) -> String? {
-    do {
-        try body()
-        return nil
-    } catch let error as PowerInputError {
-        return error.message
-    } catch {
-        return "unexpected \(error)"
-    }
-}
-
 @Suite("Feeder topology")
 struct TopologyTests {
     @Test("queries: children, breadth-first downstream, upstream nearest first, depth, branch")

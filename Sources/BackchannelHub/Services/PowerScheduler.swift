@@ -5,8 +5,9 @@ public import ServiceLifecycle
 import Synchronization
 
 /// The power applications' periodic work: re-evaluating shedding policies (a limit window
-/// opening or closing acts without a price change), pruning interval data past retention,
-/// and reloading open outages at start.
+/// opening or closing acts without a price change); every hour, pruning interval data past
+/// retention and checking sub-meters against their master meter; reloading open outages at
+/// start.
 public struct PowerScheduler: Service {
     let hub: Hub
 
@@ -26,7 +27,10 @@ public struct PowerScheduler: Service {
                 last = now
                 return true
             }
-            if due { await hub.pruneIntervals(now: now) }
+            if due {
+                await hub.pruneIntervals(now: now)
+                await hub.checkSubmeterBalance()
+            }
         }
     }
 }
