@@ -15,6 +15,7 @@ public final class MeterModel: Sendable {
         var clockSkew: Double
         var rng: SplitMix64
         var consumptionFactor = 1.0
+        var lastReset: Timestamp?
         var supplier: String?
         var alerts: [String] = []
     }
@@ -73,8 +74,12 @@ public final class MeterModel: Sendable {
 
     /// Closes the billing period: returns the energy register and starts it again from zero.
     public func resetBilling() -> Double {
-        state.withLock { state in
-            defer { state.kWh = 0 }
+        let now = deviceNow()
+        return state.withLock { state in
+            defer {
+                state.kWh = 0
+                state.lastReset = now
+            }
             return (state.kWh * 1000).rounded() / 1000
         }
     }
@@ -127,7 +132,7 @@ public final class MeterModel: Sendable {
             let pf = state.relayClosed ? 0.88 + state.rng.unit() * 0.11 : 1
             let amps = state.relayClosed ? kW * 1000 / (volts * pf) : 0
             func round(_ value: Double, _ places: Double) -> Double { (value * places).rounded() / places }
-            return [
+            var values: [String: JSONValue] = [
                 "kWh": .number(round(state.kWh, 1000)),
                 "kW": .number(round(kW, 1000)),
                 "V": .number(round(volts, 10)),
@@ -135,6 +140,9 @@ public final class MeterModel: Sendable {
                 "PF": .number(round(pf, 1000)),
                 "relay": .string(state.relayClosed ? "closed" : "open"),
             ]
+            // The register restarted at zero then: the hub's tamper check allows for it.
+            if let reset = state.lastReset { values["resetAt"] = .string(reset.description) }
+            return .object(values)
         }
     }
 }

@@ -16,7 +16,8 @@ public enum MeteringKind: Sendable, Hashable {
 
 extension SimulatedMeter {
     /// Sends every completed 15-minute interval since the last one sent: `interval` readings
-    /// `{start, seconds, kWh, kvarh}` with ids `iv-<start ms>`, so a resend replaces nothing.
+    /// `{start, seconds, kWh, kvarh}` with ids `iv-<start ms>`, so a resent interval is stored
+    /// once.
     /// The first time, it starts ``historyDays`` days back (the meter's stored history).
     /// Returns how many intervals were queued.
     @discardableResult
@@ -81,24 +82,40 @@ extension SimulatedMeter {
 }
 
 /// A transport box's pulse counting: whole pulses per interval, the fraction carried over.
+/// The register is kept in a file, so it continues across restarts as a real box's does.
 final class PulseAccumulator: Sendable {
     private struct State {
         var carry = 0.0
+        var register: Decimal?
         var counter: KYZCounter?
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+    private let file: URL
+
+    /// Creates the accumulator, continuing the register saved in `file`, if any.
+    init(file: URL) {
+        self.file = file
+        let saved = (try? String(contentsOf: file, encoding: .utf8)).flatMap {
+            Decimal(string: $0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        self.state = Mutex(State(register: saved))
+    }
 
     /// Turns an interval's energy into whole pulses; returns them and the register after.
     func count(kWh: Double, ke: Decimal) -> (pulses: Int64, register: Decimal) {
-        state.withLock { state in
+        let (pulses, register) = state.withLock { state -> (Int64, Decimal) in
             let perPulse = NSDecimalNumber(decimal: ke).doubleValue
             let exact = kWh / perPulse + state.carry
             let pulses = max(0, Int64(exact.rounded(.down)))
             state.carry = exact - Double(pulses)
-            if state.counter == nil { state.counter = try? KYZCounter(ke: ke) }
+            if state.counter == nil { state.counter = try? KYZCounter(ke: ke, initialRegisterKWh: state.register ?? 0) }
             try? state.counter?.addPulses(pulses, at: .now())
-            return (pulses, state.counter?.registerKWh ?? Decimal(pulses) * ke)
+            let register = state.counter?.registerKWh ?? (state.register ?? 0) + Decimal(pulses) * ke
+            state.register = register
+            return (pulses, register)
         }
+        try? "\(register)".write(to: file, atomically: true, encoding: .utf8)
+        return (pulses, register)
     }
 }

@@ -23,8 +23,9 @@ public struct GridPlacement: Sendable, Hashable {
 extension SimulatedMeter {
     /// The power-application commands:
     /// - `shed {reason?}` / `restore {reason?}`: open / close the load relay (load shedding);
-    /// - `switch-supplier {supplier, offer?}`: bill for another supplier from now on;
-    /// - `reduce-consumption {percent?}`: draw `percent` (default 20) less;
+    /// - `switch-supplier {supplier, offerID?, tariff?, reason?}`: bill for another supplier from now on;
+    /// - `reduce-consumption {percent?}`: draw `percent` less (default 20; the hub sends
+    ///   `{reason, ceilingPerKWh}` and leaves the amount to the device);
     /// - `pq.alert {origin, event, action}`: a power quality event upstream; a generator told
     ///   `disconnect-generator` opens its relay;
     /// - `pq.containment {origin, handledBy}`: a downstream event is being handled there;
@@ -108,9 +109,11 @@ extension SimulatedMeter {
         guard seconds > 0, seconds <= 120 else { throw InvalidArguments("seconds: must be above 0 and at most 120") }
         // Whole half cycles (10 ms at 50 Hz), as the recorder samples them.
         let halfCycles = max(1, (seconds * 100).rounded())
+        // The recording ends now: the disturbance has just happened.
+        let recorded = 0.1 + halfCycles / 100 + 0.1
         let synthesis = RMSSynthesisRequest(
             kind: kind, magnitudePerUnit: magnitude, durationSeconds: halfCycles / 100, nominalVolts: 230,
-            frequencyHz: 50, preSeconds: 0.1, postSeconds: 0.1, start: model.deviceNow())
+            frequencyHz: 50, preSeconds: 0.1, postSeconds: 0.1, start: model.deviceNow().adding(seconds: -recorded))
         let detected: PQDetectionResult
         do {
             detected = try PQEventDetector().detect(try RMSSynthesizer.series(for: synthesis))

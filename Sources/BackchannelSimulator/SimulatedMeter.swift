@@ -35,7 +35,7 @@ public final class SimulatedMeter: Sendable {
     /// Where the last interval sent is remembered.
     let intervalCursorFile: URL
     /// A transport box's pulse counting.
-    let pulseCounter = PulseAccumulator()
+    let pulseCounter: PulseAccumulator
 
     /// Creates a meter.
     ///
@@ -54,6 +54,7 @@ public final class SimulatedMeter: Sendable {
         self.metering = metering
         self.historyDays = historyDays
         self.intervalCursorFile = configuration.stateDirectory.appendingPathComponent("interval-cursor")
+        self.pulseCounter = PulseAccumulator(file: configuration.stateDirectory.appendingPathComponent("kyz-register"))
         self.corruptFirmware = corruptFirmware
         self.sealing = sealing
         self.placement = placement

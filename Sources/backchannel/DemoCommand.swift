@@ -95,8 +95,13 @@ struct FleetService: Service {
         ).path
         if let timeZone = tour {
             let api = OperatorClient(hubURL: url, token: configuration.operatorToken ?? "")
+            let branches = configuration.feeder?.branches ?? 1
+            let ids = configuration.deviceIDs
             Task {
-                await DemoPowerTour(api: api, timeZone: timeZone, ids: configuration.deviceIDs) { line in
+                await DemoPowerTour(
+                    api: api, timeZone: timeZone, ids: ids,
+                    branches: branches
+                ) { line in
                     print(line)
                     fflush(nil)
                 }.run()

@@ -12,6 +12,8 @@ struct DemoPowerTour {
     let api: OperatorClient
     let timeZone: String
     let ids: [String]
+    /// How many branch IEDs follow the master in `ids`.
+    let branches: Int
     let say: @Sendable (String) -> Void
 
     /// The demo's TOU tariff: on-peak 14:00–19:00 on weekdays, demand, on-peak demand and a PF rule.
@@ -59,11 +61,11 @@ struct DemoPowerTour {
     }
 
     private func tour() async throws {
-        guard ids.count >= 8 else { return }
+        guard ids.count >= 8, branches >= 1, branches + 4 < ids.count else { return }
         let master = ids[0]
         let branch = ids[1]
-        let load = ids[ids.count > 4 ? 4 : ids.count - 1]
-        let cut = ids[ids.count > 5 ? 5 : ids.count - 1]
+        let load = ids[branches + 1]
+        let cut = ids[branches + 2]
         // Wait for the feeder to declare itself and the meters' interval history to arrive.
         _ = try await eventually(30) {
             guard case .array(let nodes)? = try await get("/topology")["nodes"] else { return false }
@@ -75,7 +77,7 @@ struct DemoPowerTour {
         }
         say("\n── power applications ─────────────────────────────────────────────")
         say(
-            "feeder: \(master) is the master IED, \(ids[1...3].joined(separator: ", ")) are branches; see `backchannel power topology`"
+            "feeder: \(master) is the master IED, \(ids[1...branches].joined(separator: ", ")) the branch IEDs; see `backchannel power topology`"
         )
 
         // Billing: a TOU + demand + PF tariff on the last day of real (UCI) load data.

@@ -57,7 +57,7 @@ struct HubOptions: ParsableArguments {
 
     @Option(
         help:
-            "Power applications: the IANA time zone of the service territory (tariff periods, shedding windows, Green Button local time)."
+            "Power applications: the IANA time zone of the service territory, written as the Green Button export's local time (tariffs and shedding schedules carry their own)."
     )
     var timeZone = "UTC"
 

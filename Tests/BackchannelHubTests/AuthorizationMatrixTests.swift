@@ -27,8 +27,9 @@ import Testing
         case none
     }
 
-    /// One endpoint. `{dev}`, `{cmd}`, `{camp}`, `{rule}`, `{op}` are replaced by a record of
-    /// the tenant under test; destructive cases get a fresh record for every call.
+    /// One endpoint. `{dev}`, `{cmd}`, `{camp}`, `{rule}`, `{op}`, `{tariff}` and `{policy}` are
+    /// replaced by a record of the tenant under test; destructive cases get a fresh record for
+    /// every call.
     struct Endpoint: Sendable, CustomStringConvertible {
         var method: HTTPRequest.Method
         var path: String
@@ -96,6 +97,66 @@ import Testing
         Endpoint(method: .get, path: "/v1/artifacts", roles: [], scope: .none),
     ]
 
+    /// A one-period tariff without demand charges: it bills any interval data.
+    static let tariff: String = {
+        let day = "[" + Array(repeating: "0", count: 24).joined(separator: ",") + "]"
+        let year = "[" + Array(repeating: day, count: 12).joined(separator: ",") + "]"
+        return #"{"name":"flat","timeZone":"UTC","currency":"USD","periods":["all"],"energyWeekdaySchedule":"#
+            + year + #","energyWeekendSchedule":"# + year + #","energyRates":[0.1],"fixedChargePerMonth":0}"#
+    }()
+
+    /// `/v1/power`: `{tariff}` is a fresh tariff of the tenant, `{policy}` the tenant's device
+    /// with a fresh shedding policy. Bills and supplier choice need interval data, which the
+    /// test stores for both devices.
+    static let powerEndpoints: [Endpoint] = [
+        Endpoint(method: .get, path: "/v1/power/devices/{dev}/intervals", roles: readData, scope: .record),
+        Endpoint(
+            method: .get, path: "/v1/power/devices/{dev}/intervals?format=greenbutton", roles: readData,
+            scope: .record),
+        Endpoint(method: .get, path: "/v1/power/devices/{dev}/report", roles: readData, scope: .record),
+        Endpoint(method: .get, path: "/v1/power/report?devices={dev}", roles: readData, scope: .record),
+        Endpoint(method: .get, path: "/v1/power/devices/{dev}/bill?tariff={tariff}", roles: readData, scope: .record),
+        // A comparison only: it prices the device's metering data. Sending the decision to the
+        // device needs `command` as well (admin only here).
+        Endpoint(
+            method: .post, path: "/v1/power/devices/{dev}/supplier-choice",
+            body: #"{"ceilingPerKWh":0.3,"send":false,"offers":[{"supplier":"cheap","tariff":"# + tariff + "}]}",
+            roles: readData, scope: .record),
+        Endpoint(
+            method: .post, path: "/v1/power/devices/{dev}/supplier-choice",
+            body: #"{"ceilingPerKWh":0.3,"offers":[{"supplier":"cheap","tariff":"# + tariff + "}]}",
+            roles: admin, scope: .record),
+        Endpoint(method: .get, path: "/v1/power/tariffs", roles: readData, scope: .list),
+        Endpoint(method: .get, path: "/v1/power/tariffs/{tariff}", roles: readData, scope: .record),
+        Endpoint(method: .put, path: "/v1/power/tariffs/flat", body: tariff, roles: admin, scope: .none),
+        Endpoint(method: .delete, path: "/v1/power/tariffs/{tariff}", roles: admin, scope: .record),
+        Endpoint(method: .get, path: "/v1/power/offers", roles: readData, scope: .list),
+        Endpoint(
+            method: .post, path: "/v1/power/offers", body: #"{"supplier":"cheap","tariff":"# + tariff + "}",
+            roles: admin, scope: .none),
+        Endpoint(method: .get, path: "/v1/power/shedding", roles: readOperations, scope: .list),
+        Endpoint(method: .get, path: "/v1/power/shedding/decisions", roles: readOperations, scope: .list),
+        Endpoint(
+            method: .get, path: "/v1/power/shedding/decisions?device={dev}", roles: readOperations, scope: .record),
+        Endpoint(
+            method: .put, path: "/v1/power/shedding/{dev}", body: sheddingSchedule, roles: admin, scope: .record),
+        Endpoint(method: .delete, path: "/v1/power/shedding/{policy}", roles: admin, scope: .record),
+        Endpoint(method: .post, path: "/v1/power/price", body: #"{"price":0.5}"#, roles: command, scope: .none),
+        Endpoint(method: .get, path: "/v1/power/pq", roles: readOperations, scope: .list),
+        Endpoint(method: .get, path: "/v1/power/pq?device={dev}", roles: readOperations, scope: .record),
+        Endpoint(method: .get, path: "/v1/power/topology", roles: readOperations, scope: .list),
+        Endpoint(method: .get, path: "/v1/power/alerts", roles: readOperations, scope: .list),
+        Endpoint(method: .get, path: "/v1/power/alerts?device={dev}", roles: readOperations, scope: .record),
+        Endpoint(method: .get, path: "/v1/power/outages", roles: readOperations, scope: .list),
+        Endpoint(method: .get, path: "/v1/power/outages?device={dev}", roles: readOperations, scope: .record),
+        Endpoint(method: .get, path: "/v1/power/reliability", roles: readOperations, scope: .none),
+        Endpoint(method: .get, path: "/v1/power/tamper", roles: readData, scope: .list),
+        Endpoint(method: .get, path: "/v1/power/tamper?device={dev}", roles: readData, scope: .record),
+    ]
+
+    static let sheddingSchedule =
+        #"{"timeZone":"UTC","defaultLimit":0.6,"windows":[{"from":"06:00","to":"18:00","limit":0.8}]}"#
+
     /// The two tenants' fixtures.
     struct Tenant {
         var name: String
@@ -115,8 +176,18 @@ import Testing
         try await OperatorAPITests.run(h) { api in
             var acme = try await Self.makeTenant("acme", api)
             var globex = try await Self.makeTenant("globex", api)
+            // An hour of 15-minute intervals before now, for bills and supplier choice.
+            let now = h.clock.now()
+            try await h.store.putIntervals(
+                [acme.device, globex.device].flatMap { device in
+                    (1...4).map { index in
+                        IntervalRecord(
+                            device: device, start: now.adding(seconds: Double(-900 * index)), seconds: 900, kWh: 1.5,
+                            kvarh: nil)
+                    }
+                })
             var denials = 0
-            for endpoint in Self.endpoints {
+            for endpoint in Self.endpoints + Self.powerEndpoints {
                 for role in OperatorRole.allCases {
                     for (caller, other) in [(acme, globex), (globex, acme)] {
                         let token = try #require(caller.tokens[role])
@@ -297,6 +368,15 @@ import Testing
                 try await api.call(
                     .post, "/v1/rendezvous/rules", #"{"from":"*","to":"*","commands":["read"]}"#, token: admin))
             path = path.replacingOccurrences(of: "{rule}", with: rule.id)
+        }
+        if path.contains("{tariff}") {
+            let id = "t\(UInt64.random(in: 1...UInt64.max))"
+            _ = try await api.call(.put, "/v1/power/tariffs/\(id)", tariff, token: admin)
+            path = path.replacingOccurrences(of: "{tariff}", with: id)
+        }
+        if path.contains("{policy}") {
+            _ = try await api.call(.put, "/v1/power/shedding/\(tenant.device)", sheddingSchedule, token: admin)
+            path = path.replacingOccurrences(of: "{policy}", with: tenant.device)
         }
         if path.contains("{op}") {
             let name = "\(tenant.name)-v\(UInt64.random(in: 1...UInt64.max))"

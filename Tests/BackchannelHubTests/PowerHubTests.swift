@@ -133,6 +133,30 @@ import Testing
         #expect(told == ["outage.opened", "outage.closed", "outage.revised"])
     }
 
+    @Test func anOutageSentAgainAfterAHubRestartIsAppliedOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bc-hub-\(UUID().uuidString)")
+        var h = try HubHarness(directory: directory)
+        let token = try await h.provision("m1")
+        let restoredAt = Self.t0.adding(seconds: 40)
+        let restored = [
+            Self.event(
+                "pr", "power.restored", at: restoredAt,
+                ["at": .string(restoredAt.description), "lostAt": .string(Self.t0.description)])
+        ]
+        _ = try await h.poll(
+            makePoll("m1", seq: 1, uplink: [Self.event("lg", "power.lost", ["at": .string(Self.t0.description)])]),
+            token: token)
+        _ = try await h.poll(makePoll("m1", seq: 2, uplink: restored), token: token)
+        // The hub restarts before the device heard back; the device sends the restoration again.
+        h = try HubHarness(directory: directory)
+        h.clock.advance(seconds: 60)
+        _ = try await h.poll(makePoll("m1", seq: 3, uplink: restored), token: token)
+        let records = try await h.hub.outages(tenant: "default", device: "m1", openOnly: false, limit: 10)
+        #expect(records.count == 1)
+        #expect(records.first?.lastGasp == true, "a second pass would rewrite it as a restoration without last gasp")
+        #expect(records.first?.end == restoredAt)
+    }
+
     @Test func eventsWithBadContentDoNotFailThePoll() async throws {
         let h = try HubHarness()
         let token = try await h.provision("m1")
@@ -245,6 +269,22 @@ import Testing
         // d stays under c; c and one of the cycle became roots.
         #expect(view.nodes.first { $0.id == "d" }?.parent == "c")
         #expect(view.roots.contains("c"))
+    }
+
+    @Test func aPolicySetWhileThePriceIsHighShedsAtOnce() async throws {
+        let h = try HubHarness()
+        try await h.provision("m1")
+        // The price arrives before any policy exists: nothing to decide.
+        #expect(try await h.hub.updatePrice(0.9, at: h.clock.now(), source: "operator:test", tenant: "default").isEmpty)
+        h.clock.advance(seconds: 10)
+        let schedule = PriceLimitSchedule(timeZone: "UTC", defaultLimit: 0.5, windows: [])
+        let policy = try await h.hub.putSheddingPolicy(device: "m1", schedule: schedule, tenant: "default")
+        #expect(policy.controller.state == .shed)
+        let log = try await h.hub.sheddingDecisions(tenant: "default", device: "m1", limit: 10)
+        #expect(log.map(\.decision.action) == [.shed])
+        #expect(log.first?.source == "policy set; last price from operator:test")
+        let command = try #require(log.first?.command)
+        #expect(try await h.hub.command(command).name == "shed")
     }
 
     @Test func aShedLoadIsRestoredAfterAHubRestart() async throws {

@@ -112,11 +112,15 @@ extension Hub {
     {
         let tariff = try await storedTariff(id, tenant: tenant).tariff
         let intervals = try await intervalReadings(device: device, in: range)
+        let bill: Bill
         do {
-            return try Bill.compute(tariff: tariff, intervals: intervals, from: range.lowerBound, to: range.upperBound)
+            bill = try Bill.compute(tariff: tariff, intervals: intervals, from: range.lowerBound, to: range.upperBound)
         } catch {
             throw HubError.malformed(error.message)
         }
+        // Decimal arithmetic overflows to NaN, which is not JSON.
+        guard !bill.total.isNaN else { throw HubError.malformed("tariff: the bill overflows; a rate is too large") }
+        return bill
     }
 
     // MARK: Tariffs
@@ -222,6 +226,9 @@ extension Hub {
                 ceilingPerKWh: body.ceilingPerKWh, currentSupplier: body.currentSupplier)
         } catch {
             throw HubError.malformed(error.message)
+        }
+        guard !choice.ranking.contains(where: { $0.total.isNaN || $0.averagePerKWh.isNaN }) else {
+            throw HubError.malformed("offers: a bill overflows; a rate is too large")
         }
         var command: CommandView?
         if body.send ?? true {

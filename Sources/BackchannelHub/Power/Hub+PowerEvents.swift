@@ -28,12 +28,14 @@ extension Hub {
 
     /// Tamper: a device's clock offset jumping, from the poll's clock samples.
     func noteClockOffset(_ device: String, offset: Double, at hubTime: Timestamp) {
-        let previous = power.update(device) { $0.clockOffset = offset }
-        guard let last = previous.clockOffset else { return }
+        let previous = power.update(device) { $0.clock = (offset, hubTime) }
+        guard let last = previous.clock, hubTime > last.at else { return }
         var tolerances = TamperTolerances()
         tolerances.clockJumpSeconds = configuration.power.clockJumpTolerance
+        // Each sample at its own hub time: the device clock went backwards only if it reads
+        // earlier now than it did then.
         let samples = [
-            TamperClockSample(device: device, deviceTime: hubTime.adding(seconds: last), hubTime: hubTime),
+            TamperClockSample(device: device, deviceTime: last.at.adding(seconds: last.offset), hubTime: last.at),
             TamperClockSample(device: device, deviceTime: hubTime.adding(seconds: offset), hubTime: hubTime),
         ]
         guard let flag = (try? TamperDetector.clockJumps(samples, tolerances: tolerances))?.first else { return }
@@ -63,29 +65,29 @@ extension Hub {
             tenant: tenant, device: flag.device, at: flag.at, body: body)
     }
 
-    /// A `meter` (or `billing`) reading: the latest kW for roll-ups; the energy register for
-    /// the register-backwards check. A `billing.reset` result marks a legitimate reset.
+    /// A `meter` (or `billing`) reading: the latest kW for roll-ups; the energy register
+    /// (`kWh`) for the register-backwards check, per reading name. A reading that carries
+    /// `resetAt` (the time of the meter's last billing reset) explains a drop to a lower value.
     func noteMeterReading(_ device: String, _ item: UplinkItem, tenant: String, at now: Timestamp) -> [PowerDocument] {
         let kW = item.data["kW"]?.doubleValue
         let register = item.data["kWh"]?.doubleValue
+        let name = item.name
         let previous = power.update(device) { latest in
-            if let kW, kW.isFinite {
+            if let kW, kW.isFinite, name == "meter" {
                 latest.kW = kW
                 latest.kWAt = item.at
             }
-            if let register, register.isFinite, item.at >= (latest.registerAt ?? item.at) {
-                latest.register = register
-                latest.registerAt = item.at
+            if let register, register.isFinite, item.at >= (latest.registers[name]?.at ?? item.at) {
+                latest.registers[name] = (register, item.at)
             }
         }
-        guard let register, let last = previous.register, let lastAt = previous.registerAt, item.at > lastAt else {
-            return []
-        }
+        guard let register, let last = previous.registers[name], item.at > last.at else { return [] }
+        let lastAt = last.at
         let resets = (item.data["resetAt"]?.stringValue).flatMap(Timestamp.init(rfc3339:)).map {
             [RegisterReset(device: device, at: $0)]
         }
         let readings = [
-            RegisterReading(device: device, at: lastAt, kWh: last),
+            RegisterReading(device: device, at: lastAt, kWh: last.kWh),
             RegisterReading(device: device, at: item.at, kWh: register),
         ]
         guard let flag = (try? TamperDetector.registerBackwards(readings, resets: resets ?? []))?.first,

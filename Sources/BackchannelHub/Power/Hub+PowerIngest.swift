@@ -20,6 +20,9 @@ enum PowerKind {
     static let sheddingDecision = "shedding-decision"
     static let tamper = "tamper"
     static let price = "price"
+    /// A device event already applied (outage, PQ, price): a poll sent again after a hub
+    /// restart or a failed exchange does not apply it twice.
+    static let applied = "applied"
 }
 
 extension Hub {
@@ -76,8 +79,11 @@ extension Hub {
                 .power, at: now, device: device, detail: "tamper.\(document.body["kind"]?.stringValue ?? "flag")",
                 data: document.body)
         }
-        // Events that act: outages, power quality (alerts), prices (shedding).
-        for item in request.uplink where item.kind == .event {
+        // Events that act: outages, power quality (alerts), prices (shedding), each once.
+        let acting: Set<String> = ["power.lost", "power.restored", "pq", "price"]
+        for item in request.uplink where item.kind == .event && acting.contains(item.name) {
+            let marker = "\(device)/\(item.id)"
+            if try await store.powerDocument(kind: PowerKind.applied, key: marker) != nil { continue }
             do {
                 switch item.name {
                 case "power.lost", "power.restored":
@@ -100,6 +106,11 @@ extension Hub {
                     "a power event was not applied",
                     metadata: ["device": "\(device)", "event": "\(item.name)", "error": "\(error)"])
             }
+            try await store.putPowerDocuments([
+                PowerDocument(
+                    kind: PowerKind.applied, key: marker, tenant: try await owner(), device: device, at: now,
+                    body: ["name": .string(item.name)])
+            ])
         }
     }
 
@@ -123,6 +134,10 @@ extension Hub {
         let reading = IntervalReading(
             start: start, seconds: Int(seconds), kWh: kWh, kvarh: data["kvarh"]?.doubleValue)
         try reading.validate()
+        // Bills and reports sum intervals as decimals, which overflow to NaN near 1e165.
+        guard reading.kWh <= 1e9, abs(reading.kvarh ?? 0) <= 1e9 else {
+            throw PowerInputError("interval: kWh and kvarh must be at most 1e9 in magnitude")
+        }
         return IntervalRecord(
             device: device, start: reading.start, seconds: reading.seconds, kWh: reading.kWh, kvarh: reading.kvarh)
     }

@@ -67,6 +67,8 @@ final class AsyncSerial: Sendable {
 
 extension Hub {
     /// Sets (or replaces) a device's shedding policy. The state of a replaced policy is kept.
+    /// The tenant's last live price applies at once: a policy set while the price is above its
+    /// limit sheds now (the decision is logged like any other).
     func putSheddingPolicy(device: String, schedule: PriceLimitSchedule, tenant: String) async throws(HubError)
         -> SheddingPolicy
     {
@@ -80,7 +82,26 @@ extension Hub {
         let policy = SheddingPolicy(device: device, controller: controller)
         try await putDocument(
             kind: PowerKind.sheddingPolicy, key: device, tenant: tenant, device: device, at: clock.now(), policy)
-        return policy
+        guard let last = try await document(LastPrice.self, kind: PowerKind.price, key: tenant),
+            let price = Decimal(string: String(last.price))
+        else { return policy }
+        do {
+            try await power.shedding.run {
+                _ = try await decide(policy, tenant: tenant, source: "policy set; last price from \(last.source)") {
+                    controller, now throws(PowerInputError) in
+                    try controller.priceChanged(to: price, at: now)
+                }
+            }
+        } catch {
+            throw storeFailure(error)
+        }
+        return try await document(SheddingPolicy.self, kind: PowerKind.sheddingPolicy, key: device) ?? policy
+    }
+
+    /// The tenant's last live price, as stored by ``updatePrice(_:at:source:tenant:)``.
+    struct LastPrice: Decodable {
+        var price: Double
+        var source: String
     }
 
     /// The tenant's shedding policies, by device.
@@ -119,6 +140,7 @@ extension Hub {
         -> [SheddingDecisionRecord]
     {
         let value = Decimal(string: String(price)) ?? Decimal(price)
+        guard !value.isNaN else { throw PowerInputError("price: \(price) has no decimal value") }
         return try await power.shedding.run {
             try await putDocument(
                 kind: PowerKind.price, key: tenant, tenant: tenant, device: nil, at: clock.now(),

@@ -1,7 +1,7 @@
 /// Settings of the power-management applications.
 public struct PowerSettings: Sendable, Hashable {
-    /// The IANA time zone of the service territory: tariff periods, reports, shedding windows
-    /// and Green Button local time are in it.
+    /// The IANA time zone of the service territory: the Green Button export's local time
+    /// parameters. Tariffs and shedding schedules carry their own time zone.
     public var timeZone: String = "UTC"
     /// Days of interval data kept; older intervals are pruned. 0 keeps everything.
     public var intervalRetentionDays: Double = 400

@@ -9,22 +9,15 @@ final class PowerState: Sendable {
     struct Latest: Sendable {
         var kW: Double?
         var kWAt: Timestamp?
-        var register: Double?
-        var registerAt: Timestamp?
+        /// The last energy register of each reading name (`meter`, `billing`), and when.
+        var registers: [String: (kWh: Double, at: Timestamp)] = [:]
         var address: String?
         var addressAt: Timestamp?
-        var clockOffset: Double?
-    }
-
-    /// The last live price a tenant was given.
-    struct Price: Sendable, Hashable, Codable {
-        var price: Double
-        var at: Timestamp
-        var source: String
+        /// The last clock offset (device − hub, seconds) and the hub time it was measured at.
+        var clock: (offset: Double, at: Timestamp)?
     }
 
     let latest = Mutex<[String: Latest]>([:])
-    let prices = Mutex<[String: Price]>([:])
     /// Bumped on every topology declaration, so a cached tree is rebuilt.
     let topologyGeneration = Atomic<UInt64>(0)
     /// Devices with an open outage, and when the hub opened it.

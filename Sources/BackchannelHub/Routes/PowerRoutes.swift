@@ -56,9 +56,12 @@ extension Hub {
         }
         api.post("devices/:id/supplier-choice") { request, context -> Response in
             let device = try context.pathID()
-            let who = try context.require(.command)
-            try await self.checkDevice(device, who)
+            // Pricing the device's metering data needs `readData`; sending the decision to the
+            // device (the default) needs `command` too.
+            let who = try context.require(.readData)
             let body = try await request.decodeJSON(SupplierChoiceBody.self, limit: bodyLimit)
+            if body.send ?? true { _ = try context.require(.command) }
+            try await self.checkDevice(device, who)
             return try jsonResponse(
                 try await self.chooseSupplier(device: device, body, tenant: who.tenant, origin: who.actor))
         }
@@ -120,13 +123,15 @@ extension Hub {
         api.post("price") { request, context -> Response in
             let who = try context.require(.command)
             let body = try await request.decodeJSON(PriceBody.self, limit: bodyLimit)
-            guard body.price.isFinite, body.price >= 0, body.price < 1_000_000 else {
+            // As `updatePrice` reads it; a price too small for a decimal (below about 1e-120) is NaN.
+            let price = Decimal(string: String(body.price)) ?? .nan
+            guard body.price.isFinite, body.price >= 0, body.price < 1_000_000, !price.isNaN else {
                 throw HubError.malformed("price: must be a number from 0 to 1000000")
             }
             do {
                 let decisions = try await self.updatePrice(
                     body.price, at: self.clock.now(), source: who.actor, tenant: who.tenant)
-                return try jsonResponse(PriceUpdate(price: Decimal(body.price), decisions: decisions))
+                return try jsonResponse(PriceUpdate(price: price, decisions: decisions))
             } catch let error as HubError {
                 throw error
             } catch let error as PowerInputError {
