@@ -1,4 +1,4 @@
-public import BackchannelAgent
+import BackchannelAgent
 import BackchannelPower
 public import BackchannelProtocol
 public import Foundation

@@ -1,6 +1,6 @@
-public import BackchannelAgent
+import BackchannelAgent
 import BackchannelPower
-public import BackchannelProtocol
+import BackchannelProtocol
 import Foundation
 
 /// Where a simulated device sits in its feeder tree.

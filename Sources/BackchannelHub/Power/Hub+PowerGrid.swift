@@ -1,7 +1,7 @@
 public import BackchannelPower
 public import BackchannelProtocol
 import BackchannelStore
-public import Foundation
+import Foundation
 import Logging
 import Synchronization
 

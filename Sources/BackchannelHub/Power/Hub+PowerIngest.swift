@@ -1,5 +1,5 @@
-public import BackchannelPower
-public import BackchannelProtocol
+import BackchannelPower
+import BackchannelProtocol
 import BackchannelStore
 import Foundation
 import HTTPTypes

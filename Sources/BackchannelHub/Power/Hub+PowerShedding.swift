@@ -1,5 +1,5 @@
 public import BackchannelPower
-public import BackchannelProtocol
+import BackchannelProtocol
 import BackchannelStore
 public import Foundation
 import Logging
