@@ -93,7 +93,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            resources: [.copy("Resources/openapi.json"), .copy("Resources/backchannel.wsdl")],
+            resources: [
+                .copy("Resources/openapi.json"), .copy("Resources/backchannel.wsdl"), .copy("Resources/dashboard"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(

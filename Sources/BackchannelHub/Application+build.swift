@@ -97,6 +97,7 @@ public func buildRouter(hub: Hub) -> Router<HubRequestContext> {
     }
     hub.addOperatorRoutes(to: router)
     hub.addPowerRoutes(to: router)
+    hub.addDashboardRoutes(to: router)
     return router
 }
 
