@@ -65,6 +65,7 @@ struct DemoCommand: AsyncParsableCommand {
         fleetConfiguration.trustPolicy = try DemoTrust.prepare(in: running.dataDirectory).trustPolicy
         let fleet = FleetService(
             configuration: fleetConfiguration, urls: urls, logger: Logger(label: "backchannel.sim"),
+            tokenSource: running.tokenSource,
             tour: noTour ? nil : hubOptions.timeZone)
         print("starting the demo hub (data in \(running.dataDirectory.path)) …")
         fflush(nil)
@@ -80,6 +81,8 @@ struct FleetService: Service {
     let configuration: FleetConfiguration
     let urls: AsyncStream<String>
     let logger: Logger
+    /// Where the operator token is, for the dashboard login.
+    let tokenSource: String
     /// Run the power tour, in this time zone.
     let tour: String?
 
@@ -112,6 +115,8 @@ struct FleetService: Service {
             """
 
             Backchannel demo is running: hub at \(url), \(configuration.count) simulated meters.
+
+            Dashboard: open \(url)/ in a browser and log in with the operator token (\(tokenSource)).
 
             Try, in another terminal (the operator token was saved for this hub):
               swift run backchannel devices\(hubFlag)

@@ -16,6 +16,7 @@ in the test's artifacts directory.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -67,7 +68,7 @@ def test_dashboard_live_grid_command_console_and_presence(backchannel_bin, artif
                 sim = subprocess.Popen(
                     line_buffered([str(backchannel_bin), "simulate", "--hub", hub, "--devices", "2",
                                    "--state-dir", str(artifacts / "sim"), "--token", TOKEN,
-                                   "--long-poll", "0", "--interval", "1", "--history", "0"]),
+                                   "--long-poll", "0", "--interval", "1", "--history", "1"]),
                     env=clean_env({"HOME": str(artifacts)}), stdout=out, stderr=subprocess.STDOUT)
 
             def heard_from():
@@ -89,6 +90,10 @@ def test_dashboard_live_grid_command_console_and_presence(backchannel_bin, artif
             wait_until("live readings", lambda: "kWh" in driver.find_element(By.CSS_SELECTOR, "#readings").text,
                        timeout=15)
             assert present(driver, "canvas#chart") is not None
+            # The chart plots the day of interval history the meter sent (96 quarter hours at most).
+            status_line = wait_until("the load profile drawn", lambda: re.search(
+                r"(\d+) intervals from", driver.find_element(By.CSS_SELECTOR, "#chart-status").text), timeout=15)
+            assert 80 <= int(status_line.group(1)) <= 97, status_line.group(0)
             assert present(driver, '#downloads a[data-format="greenbutton"]') is not None
             driver.save_screenshot(str(artifacts / "device.png"))
 
