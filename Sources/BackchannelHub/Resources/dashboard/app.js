@@ -68,10 +68,16 @@ function fmtAgo(iso) {
 
 const latest = (a, b) => (!a ? b : !b ? a : Date.parse(a) >= Date.parse(b) ? a : b);
 
-/** Calls fn at most once per `ms`, at the end of the quiet period. */
+/** Calls fn at most once per `ms` (throttle): a steady stream of calls still runs it every
+ *  `ms`, with the latest arguments, instead of waiting for a quiet period that never comes. */
 function debounce(fn, ms) {
   let timer = null;
-  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  let latestArgs = [];
+  return (...args) => {
+    latestArgs = args;
+    if (timer) return;
+    timer = setTimeout(() => { timer = null; fn(...latestArgs); }, ms);
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -158,6 +164,7 @@ async function startSession(token) {
   // Start listening before loading, so nothing that happens during the load is missed.
   runEventStream();
   await Promise.all([loadDevices(), loadCommands(), loadCampaigns(), loadAlarms()]);
+  if (state.token !== token) return; // signed out (or in again) while loading
   state.timers.push(setInterval(refreshPresence, 10_000));
   state.timers.push(setInterval(tick, 5_000));
   state.timers.push(setInterval(watchStream, 5_000));
@@ -175,8 +182,11 @@ function endSession(message = '') {
   state.timers = [];
   for (const map of [state.devices, state.commands, state.campaigns, state.alarms]) map.clear();
   page = null;
-  for (const id of ['#grid', '#commands', '#campaigns', '#alarms', '#device-commands', '#device-ids']) {
-    $(id).replaceChildren();
+  chart.points = [];
+  for (const id of ['#grid', '#commands', '#campaigns', '#alarms', '#device-commands', '#device-ids', '#readings',
+    '#pq-events', '#outages', '#bill']) {
+    const node = $(id);
+    if (node) node.replaceChildren();
   }
   $('#who').textContent = '';
   $('#live').textContent = '';
@@ -219,9 +229,17 @@ function route(fromNavigation = false) {
   if (!state.me) { page = null; showView('login-view'); return; }
   const hash = location.hash || '#/';
   let current = '#/';
+  if (!hash.startsWith('#/')) return; // an in-page anchor (the skip link), not a route
   if (hash.startsWith('#/device/')) {
+    let id;
+    try {
+      id = decodeURIComponent(hash.slice('#/device/'.length));
+    } catch {
+      location.hash = '#/';
+      return;
+    }
     showView('device-view');
-    openDevicePage(decodeURIComponent(hash.slice('#/device/'.length)));
+    openDevicePage(id);
     current = null;
   } else {
     page = null;
@@ -356,13 +374,16 @@ function applyReading(id, name, data, at) {
 /** Creates or updates the card of a device. */
 function renderCard(rec) {
   const id = rec.view.id;
-  let card = $(byData('device', id), $('#grid'));
+  // The card is kept on the record: looking it up among thousands of cards on every reading
+  // and every tick would make a large fleet's grid crawl.
+  let card = rec.card?.isConnected ? rec.card : $(byData('device', id), $('#grid'));
   if (!card) {
     card = buildCard(id);
     // Keep the grid ordered by id.
     const next = [...$('#grid').children].find((other) => other.dataset.device > id);
     $('#grid').insertBefore(card, next || null);
   }
+  rec.card = card;
   const presence = presenceOf(rec);
   const label = PRESENCE_LABEL[presence] || presence;
   const declared = rec.presence?.declared?.state || rec.view.presence?.state;
@@ -431,8 +452,7 @@ function updateDeviceList() {
 /** Refreshes the relative times (every 5 s). */
 function tick() {
   for (const rec of state.devices.values()) {
-    const card = $(byData('device', rec.view.id), $('#grid'));
-    if (card) setText($('.seen', card), `Last seen ${fmtAgo(lastSeenOf(rec))}`);
+    if (rec.card?.isConnected) setText($('.seen', rec.card), `Last seen ${fmtAgo(lastSeenOf(rec))}`);
   }
   if (page) renderDeviceSummary();
 }
@@ -483,11 +503,13 @@ async function runEventStream() {
   while (state.token && generation === state.streamGen) {
     const ctrl = new AbortController();
     state.streamCtrl = ctrl;
+    // The watchdog measures this connection, not the silence of the one before it.
+    state.lastStreamActivity = Date.now();
     try {
       const response = await api('/v1/events', { raw: true, signal: ctrl.signal });
       state.liveAllowed = true;
       setLive('Live', 'live');
-      backoff = 1000;
+      const openedAt = Date.now();
       // Events are not replayed: after a reconnection, reload what may have changed meanwhile.
       if (connectedBefore) resync();
       connectedBefore = true;
@@ -498,9 +520,13 @@ async function runEventStream() {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        if (generation !== state.streamGen) { ctrl.abort(); return; } // a newer session's stream took over
         state.lastStreamActivity = Date.now();
         feed(decoder.decode(value, { stream: true }));
       }
+      // Only a stream that stayed open earns a fast reconnect: one closed at once by a proxy
+      // must not make the page reconnect (and reload everything) every second.
+      if (Date.now() - openedAt > 30_000) backoff = 1000;
     } catch (error) {
       if (generation !== state.streamGen || error.status === 401) return;
       if (error.status === 403) {
@@ -526,6 +552,7 @@ function watchStream() {
 
 function resync() {
   loadDevices();
+  loadCommands();
   loadCampaigns();
   loadAlarms();
   if (page) { page = null; route(); } // reopen the device page with fresh data
@@ -670,7 +697,12 @@ function addCommandRow(list, cmd) {
   if ($(byData('command', cmd.id), list)) return;
   if (list.firstElementChild && list.firstElementChild.matches('p')) list.replaceChildren();
   list.prepend(commandRow(cmd));
-  while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
+  while (list.children.length > MAX_ROWS) {
+    const gone = list.lastElementChild.dataset.command;
+    list.lastElementChild.remove();
+    // Forget a command no list shows any more, so a long-running console does not grow.
+    if (gone && !document.querySelector(byData('command', gone))) state.commands.delete(gone);
+  }
 }
 
 function updateCommandRows(cmd) {
@@ -681,7 +713,11 @@ async function loadCommands() {
   try {
     const result = await api('/v1/commands?limit=25');
     const list = $('#commands');
-    for (const cmd of result.items.reverse()) { state.commands.set(cmd.id, cmd); addCommandRow(list, cmd); }
+    for (const cmd of result.items.reverse()) {
+      state.commands.set(cmd.id, cmd);
+      addCommandRow(list, cmd);
+      updateCommandRows(cmd); // a row shown before a reconnection may have missed transitions
+    }
   } catch (error) {
     sectionError($('#commands'), error);
   }
@@ -690,7 +726,7 @@ async function loadCommands() {
 // ---------------------------------------------------------------------------------------
 // Console: send a command, or a campaign to several devices
 
-const NAME_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 /** Reads and checks the form; answers {targets, name, args} or throws an Error to show. */
 function readCommandForm() {
@@ -1046,6 +1082,7 @@ const MIN_SPAN = 2 * 3600_000;
 
 async function loadChart() {
   const id = page.id;
+  const generation = (chart.generation = (chart.generation || 0) + 1);
   const days = Number($('#period').value);
   chart.to = Date.now();
   chart.from = chart.to - days * 86400_000;
@@ -1057,10 +1094,11 @@ async function loadChart() {
   try {
     const params = query({ format: 'json', from: new Date(chart.from).toISOString(), to: new Date(chart.to).toISOString() });
     const intervals = await api(`/v1/power/devices/${enc(id)}/intervals?${params}`);
-    if (!page || page.id !== id) return;
+    // A later period change (or another device) owns the chart now.
+    if (!page || page.id !== id || generation !== chart.generation) return;
     chart.points = intervals.map(toPoint).filter(Boolean);
   } catch (error) {
-    if (!page || page.id !== id) return;
+    if (!page || page.id !== id || generation !== chart.generation) return;
     chart.error = error.status === 403 ? `Not permitted for role ${state.me.role}.` : `Could not load: ${error.message}`;
   }
   drawChart();
@@ -1068,8 +1106,11 @@ async function loadChart() {
 
 function toPoint(interval) {
   const t = Date.parse(interval.start);
-  const seconds = interval.seconds || 900;
-  if (Number.isNaN(t) || typeof interval.kWh !== 'number') return null;
+  const seconds = interval.seconds ?? 900;
+  // The hub stores only 60-86400 s intervals, but a live reading is shown as the device sent
+  // it: one from the far future or with an absurd length would stretch the axes without end.
+  if (Number.isNaN(t) || typeof interval.kWh !== 'number' || !Number.isFinite(interval.kWh)) return null;
+  if (!Number.isInteger(seconds) || seconds < 60 || seconds > 86400 || t > Date.now() + 86400_000) return null;
   return { t, end: t + seconds * 1000, kW: (interval.kWh * 3600) / seconds };
 }
 
@@ -1155,7 +1196,7 @@ function drawChart() {
   ctx.strokeStyle = '#e3e7eb';
   ctx.textAlign = 'right';
   ctx.textBaseline = 'middle';
-  for (let v = 0; v <= yMax + step / 2; v += step) {
+  for (let v = 0, n = 0; v <= yMax + step / 2 && n < 50; v += step, n += 1) {
     ctx.beginPath(); ctx.moveTo(CHART_PAD.left, y(v)); ctx.lineTo(width - CHART_PAD.right, y(v)); ctx.stroke();
     ctx.fillText(fmtNum(Number(v.toPrecision(6))), CHART_PAD.left - 6, y(v));
   }
@@ -1171,7 +1212,7 @@ function drawChart() {
   let tick = Math.ceil((viewFrom - offset) / Math.min(tStep, 86400_000)) * Math.min(tStep, 86400_000) + offset;
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
-  for (; tick <= viewTo; tick += tStep) {
+  for (let n = 0; tick <= viewTo && n < 500; tick += tStep, n += 1) {
     const px = x(tick);
     ctx.strokeStyle = '#eef1f4';
     ctx.beginPath(); ctx.moveTo(px, CHART_PAD.top); ctx.lineTo(px, CHART_PAD.top + plotH); ctx.stroke();
@@ -1213,9 +1254,16 @@ function describeChart(visible, peak, ctx, width, height) {
     ctx.fillStyle = '#4a5561'; ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
     ctx.fillText(chart.error || 'No interval data', width / 2, height / 2);
   }
+  announceChart(text);
+}
+
+/** The status line is a live region: while dragging or wheeling, it is rewritten at most every
+ *  half second, so a screen reader is not flooded with every intermediate view. */
+const announceChart = debounce((text) => {
+  if ($('#chart-status').textContent === text) return;
   $('#chart-status').textContent = text;
   $('#chart').setAttribute('aria-label', `Load profile chart. ${text}`);
-}
+}, 500);
 
 function setupChart() {
   const canvas = $('#chart');
