@@ -59,7 +59,7 @@ extension Hub {
     }
 
     static func tamperDocument(_ flag: TamperFlag, tenant: String) throws -> PowerDocument {
-        let body = try WireJSON.decode(JSONValue.self, from: WireJSON.encode(flag))
+        let body = try json(flag)
         return PowerDocument(
             kind: PowerKind.tamper, key: "\(flag.device)/\(flag.kind.rawValue)/\(flag.at.milliseconds)",
             tenant: tenant, device: flag.device, at: flag.at, body: body)
@@ -160,8 +160,8 @@ extension Hub {
         }
         guard let notification else { return }
         let record = notification.record
-        let trackerBody = try WireJSON.decode(JSONValue.self, from: WireJSON.encode(tracker))
-        let recordBody = try WireJSON.decode(JSONValue.self, from: WireJSON.encode(record))
+        let trackerBody = try Self.json(tracker)
+        let recordBody = try Self.json(record)
         try await store.putPowerDocuments([
             PowerDocument(
                 kind: PowerKind.outageTracker, key: device, tenant: tenant, device: device, at: now, body: trackerBody),

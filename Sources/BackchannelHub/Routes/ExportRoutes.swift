@@ -35,15 +35,8 @@ extension Hub {
                 kind = parsed
             }
         }
-        func time(_ name: String) throws(HubError) -> Timestamp? {
-            guard let text = request.query(name) else { return nil }
-            guard let time = Timestamp(rfc3339: text) else {
-                throw HubError.malformed("\(name): not an RFC 3339 time with a time zone")
-            }
-            return time
-        }
-        let to = try time("to") ?? clock.now()
-        let from = try time("from") ?? to.adding(seconds: -86_400)
+        let to = try request.timeQuery("to") ?? clock.now()
+        let from = try request.timeQuery("from") ?? to.adding(seconds: -86_400)
         guard from < to else { throw HubError.malformed("from: must be before to") }
         guard to.seconds(since: from) <= 400 * 86_400 else {
             throw HubError.malformed("from/to: at most 400 days per export")

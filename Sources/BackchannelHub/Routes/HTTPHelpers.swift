@@ -52,6 +52,25 @@ extension Request {
     func query(_ name: String) -> String? {
         uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 }
     }
+
+    /// An RFC 3339 time from the query, or nil when absent.
+    func timeQuery(_ name: String) throws(HubError) -> Timestamp? {
+        guard let text = query(name) else { return nil }
+        guard let time = Timestamp(rfc3339: text) else {
+            throw HubError.malformed("\(name): not an RFC 3339 time with a time zone")
+        }
+        return time
+    }
+
+    /// A boolean from the query (`true`/`false`), false when absent.
+    func boolQuery(_ name: String) throws(HubError) -> Bool {
+        guard let text = query(name) else { return false }
+        switch text {
+        case "true", "1": return true
+        case "false", "0": return false
+        default: throw HubError.malformed("\(name): must be true or false")
+        }
+    }
 }
 
 /// A JSON response.
